@@ -1,0 +1,60 @@
+"""The `kaizen` command. Each domain registers its own sub-commands; heavy imports happen inside
+handlers so `kaizen --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from kaizen.errors import KaizenError
+
+# Modules exposing `register(subparsers)`. Each adds its sub-command(s) with `set_defaults(func=...)`;
+# a handler returns an int exit code (or None for 0).
+COMMAND_MODULES = (
+    "kaizen.venue.sim.cli",  # kaizen sim
+    "kaizen.engine.cli",  # kaizen run, kaizen demo
+    "kaizen.lineage.cli",  # kaizen log ...
+    "kaizen.market.cli",  # kaizen book ..., kaizen data ...
+    "kaizen.models.cli",  # kaizen train ...
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kaizen", description=__doc__.splitlines()[0])
+    from kaizen import __version__
+
+    parser.add_argument("--version", action="version", version=f"kaizen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a domain not built into this tree
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        rc = func(args)
+    except KaizenError as exc:
+        print(f"kaizen: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kaizen: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
