@@ -102,7 +102,7 @@ def classify_undecodable(raw: bytes) -> str:
     handle, 'bad' otherwise."""
     try:
         probe = _probe_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.MsgspecError, ValueError):
         return "bad"
     e = probe.data.get("e") if isinstance(probe.data, dict) else None
     if isinstance(e, str) and e not in KNOWN_EVENTS:

@@ -110,7 +110,7 @@ class StreamProcessor:
         stats["messages"] += 1
         try:
             env = envelope_decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.MsgspecError, ValueError) as exc:
             kind = classify_undecodable(raw)
             if kind.startswith("unknown:"):
                 stats["unknown"] += 1
@@ -134,7 +134,7 @@ class StreamProcessor:
             return False
         try:
             snap = snapshot_decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.MsgspecError, ValueError) as exc:
             self._bad(st.symbol, f"bad snapshot: {str(exc)[:80]}", recv_ns)
             self._want_snapshot(st)
             return False
@@ -180,7 +180,12 @@ class StreamProcessor:
                 st.buffer.append(m)
                 return
             if st.bt_pending:
-                self._check_pending(st, m.U, False)
+                after = self._check_pending(st, m)
+                self._apply(st, m, recv_ns)
+                for t in after:
+                    if st.state == SYNCED and not self._agrees(st, t):
+                        self._disagree(st, t)
+                return
             self._apply(st, m, recv_ns)
         elif state == WAIT_FIRST:
             if m.u < st.snap_id:
@@ -250,9 +255,11 @@ class StreamProcessor:
         """Check the book's touch against every ticker not older than the last applied diff.
 
         The book after the diff ending at u_k is exact for update ids in [u_k, U_k+1). A ticker
-        with id u_k must agree. One with a later id that disagrees is explained only if the next
-        diff shows the book was behind (its U <= the ticker's id: the ticker reports an update the
-        diff stream had not delivered yet); otherwise it is an unexplained disagreement.
+        with id u_k must agree. One with a later id that disagrees waits for the diffs: if its id
+        precedes the next diff's U the book was exact and it is an unexplained disagreement; if it
+        equals a diff's u it is compared exactly after that diff; if it falls strictly inside a
+        diff's [U, u) the book was behind (the ticker reports an update the diff stream had not
+        delivered yet) and it is counted as explained (bookticker_behind).
         """
         self.stats["bookTicker"] += 1
         if st.state != SYNCED or m.u < st.last_u:
@@ -266,14 +273,21 @@ class StreamProcessor:
         else:
             st.bt_pending.append(m)
 
-    def _check_pending(self, st: SymbolState, first_u: int, applied: bool) -> None:
-        # Called with the next diff's U before it is applied.
-        for m in st.bt_pending:
-            if m.u < first_u:
-                self._disagree(st, m)
+    def _check_pending(self, st: SymbolState, m: DepthUpdate) -> list[BookTicker]:
+        """Resolve tickers that disagreed while newer than the book, given the next diff m
+        (before it is applied). Returns those to compare exactly after applying m (id == m.u)."""
+        after, keep = [], []
+        for t in st.bt_pending:
+            if t.u < m.U:
+                self._disagree(st, t)  # the book was exact for t.u: no excuse
+            elif t.u == m.u:
+                after.append(t)
+            elif t.u < m.u:
+                self.stats["bookticker_behind"] += 1  # t.u falls inside this diff's range
             else:
-                self.stats["bookticker_behind"] += 1
-        st.bt_pending.clear()
+                keep.append(t)
+        st.bt_pending = keep
+        return after
 
     def _agrees(self, st: SymbolState, m: BookTicker) -> bool:
         book = st.book
