@@ -242,7 +242,7 @@ def test_fuzz_100k_mutated_real_messages(lines):
     snap_i = next(i for i, (_, r) in enumerate(base) if r.startswith(b'{"lastUpdateId"'))
     n = 0
     while n < 100_000:
-        for i, (ts, raw) in enumerate(base):
+        for i, (_ts, raw) in enumerate(base):
             if i == snap_i:
                 proc.process_snapshot("BTCUSDT", _mutate(rng, raw) if rng.random() < 0.3 else raw, 0)
                 continue
