@@ -237,7 +237,7 @@ cdef class OrderBook:
     """
 
     def __cinit__(self, double tick_size, double lot_size, int price_precision=-1, int qty_precision=-1,
-                  int window=4096, int max_far_levels=20000):
+                  int window=65536, int max_far_levels=20000):
         if not (tick_size > 0) or not (lot_size > 0):
             raise ValueError(f"tick_size and lot_size must be > 0, got {tick_size!r}, {lot_size!r}")
         if window < 16 or max_far_levels < 1:

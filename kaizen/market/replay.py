@@ -8,10 +8,10 @@ capture) or `{"stream":"<sym>@snapshot","data":{...}}` (what our recorder writes
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,40 @@ SNAP_BARE = b'{"lastUpdateId"'
 SNAP_TAG = b'@snapshot"'
 
 
-def open_lines(path: str | Path) -> Iterator[bytes]:
+def open_lines(path: str | Path, chunk: int = 1 << 22) -> Iterator[bytes]:
+    """Lines of a (gzip) recording, without the newline. Decompresses in 1 MiB chunks and splits
+    them (several times faster than GzipFile.readline per line); handles concatenated members."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
-    opener = gzip.open if p.suffix == ".gz" else open
     try:
-        with opener(p, "rb") as fh:
-            yield from fh
-    except (OSError, EOFError) as exc:  # truncated gzip, not gzip
+        with open(p, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+            fh.seek(0)
+            dec = zlib.decompressobj(47) if gz else None
+            tail = b""
+            while True:
+                block = fh.read(chunk)
+                if not block:
+                    break
+                if dec is not None:
+                    data = dec.decompress(block)
+                    while dec.eof and dec.unused_data:  # next gzip member (appended recordings)
+                        rest = dec.unused_data
+                        dec = zlib.decompressobj(47)
+                        data += dec.decompress(rest)
+                else:
+                    data = block
+                parts = (tail + data).split(b"\n")
+                tail = parts.pop()
+                yield from parts
+            if dec is not None:
+                tail += dec.flush()
+                if not dec.eof:
+                    raise DataError(f"{p}: truncated gzip stream")
+            if tail:
+                yield tail
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, corrupt
         raise DataError(f"{p}: cannot read ({exc})") from None
 
 
@@ -138,8 +163,9 @@ def replay(
         except ValueError:
             recv_ns = -1
         if recv_ns < 0:
-            processor.stats["messages"] += 1
-            processor._bad("", "unparseable recording line", 0)
+            if line.strip():
+                processor.stats["messages"] += 1
+                processor._bad("", "unparseable recording line", 0)
             continue
         raw = line[sp + 1 :]
         if paced:
@@ -148,12 +174,12 @@ def replay(
             delay = (recv_ns - t0_rec) / 1e9 / speed - (time.monotonic() - t0_wall)
             if delay > 0:
                 time.sleep(delay)
-        if raw[:2] == b'{"' and raw[2:3] == b"l" or raw[2:3] == b"s" and SNAP_TAG in raw[:64]:
+        if raw[2:3] == b"l" or SNAP_TAG in raw[:64]:  # {"lastUpdateId"...: a bare snapshot
             snap = snapshot_symbol(raw)
             if snap is not None:
                 processor.process_snapshot(snap[0] or default_symbol, snap[1], recv_ns)
                 continue
         process(raw, recv_ns)
-        if progress is not None and n % 4096 == 0:
+        if progress is not None and not n & 4095:
             progress.update(n)
     return n

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from kaizen.ext.book import OrderBook
-from kaizen.ext.depth import apply_depth, last_error
+from kaizen.ext.depth import apply_depth, last_error, ticker_agrees
 from kaizen.lineage.ids import new_id
 from kaizen.lineage.records import BadMessage, BookResync, MarketStatus
 from kaizen.market.messages import (
@@ -289,17 +289,9 @@ class StreamProcessor:
         st.bt_pending = keep
         return after
 
-    def _agrees(self, st: SymbolState, m: BookTicker) -> bool:
-        book = st.book
-        tick, lot = st.tick, st.lot
-        bt = round(m.b / tick)
-        at = round(m.a / tick)
-        return (
-            book.best_bid_tick == bt
-            and book.best_ask_tick == at
-            and book.lots_at(bt, True) == round(m.B / lot)
-            and book.lots_at(at, False) == round(m.A / lot)
-        )
+    @staticmethod
+    def _agrees(st: SymbolState, m: BookTicker) -> bool:
+        return ticker_agrees(st.book, m.b, m.B, m.a, m.A)
 
     def _disagree(self, st: SymbolState, m: BookTicker) -> None:
         self.stats["bookticker_disagreements"] += 1
