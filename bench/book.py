@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from kaizen.ext.book import OrderBook  # noqa: E402
 from kaizen.ext.depth import apply_depth, time_apply, timer_overhead_ns  # noqa: E402
+
 from kaizen.market.messages import envelope_decoder, snapshot_decoder  # noqa: E402
 from kaizen.market.refbook import PyOrderBook  # noqa: E402
 from kaizen.market.replay import replay  # noqa: E402

@@ -41,7 +41,8 @@ MS = 1_000_000
 
 
 class SymbolState:
-    __slots__ = ("symbol", "book", "state", "last_u", "snap_id", "buffer", "tick", "lot", "bt_pending")
+    __slots__ = ("symbol", "book", "state", "last_u", "snap_id", "buffer", "tick", "lot", "bt_pending",
+                 "last_seen", "stale")
 
     def __init__(self, symbol: str, book: OrderBook, max_buffer: int) -> None:
         self.symbol = symbol
@@ -53,6 +54,8 @@ class SymbolState:
         self.tick = book.tick_size
         self.lot = book.lot_size
         self.bt_pending: list[BookTicker] = []  # tickers newer than the book, awaiting the next diff
+        self.last_seen = 0  # receive time (ns) of the last message for this symbol
+        self.stale = False
 
 
 def _counter_names() -> list[str]:
@@ -123,6 +126,9 @@ class StreamProcessor:
         if st is None:
             stats["unknown_symbol"] += 1
             return
+        st.last_seen = recv_ns
+        if st.stale:
+            self._unstale(st, recv_ns)
         self._dispatch[type(data)](st, data, recv_ns)
 
     def process_snapshot(self, symbol: str, raw: bytes, recv_ns: int = 0) -> bool:
@@ -221,7 +227,7 @@ class StreamProcessor:
             return
         if st.state != SYNCED:
             st.state = SYNCED
-            book.valid = True
+            book.valid = not st.stale
             self._status(st.symbol, ts, "valid", f"synced at u={m.u}")
         h = self.handler
         if h is not None:
@@ -244,6 +250,23 @@ class StreamProcessor:
     def _want_snapshot(self, st: SymbolState) -> None:
         if self.request_snapshot is not None:
             self.request_snapshot(st.symbol)
+
+    def mark_stale(self, symbol: str, ts: int, reason: str) -> bool:
+        """Watchdog: no data for too long. The book is unusable until data resumes; True if this
+        changed the symbol's status."""
+        st = self.symbols[symbol.upper()]
+        if st.stale:
+            return False
+        st.stale = True
+        st.book.valid = False
+        self._status(st.symbol, ts, "stale", reason)
+        return True
+
+    def _unstale(self, st: SymbolState, ts: int) -> None:
+        st.stale = False
+        if st.state == SYNCED:
+            st.book.valid = True
+            self._status(st.symbol, ts, "valid", "data resumed")
 
     def invalidate(self, symbol: str, reason: str, ts: int) -> None:
         """Mark a symbol's book unusable and resync it (e.g. after a reconnect)."""
