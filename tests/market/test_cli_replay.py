@@ -66,3 +66,19 @@ def test_recorder_round_trip_and_paced(shared_data, tmp_path):
             b.process(raw, int(ts))
     assert a.stats == b.stats and a.stats["snapshot"] == 1 and a.book("BTCUSDT").valid
     assert a.book("BTCUSDT").depth_ticks(2000) == b.book("BTCUSDT").depth_ticks(2000)
+
+
+def test_fast_and_paced_replay_agree_and_count_bad_lines(shared_data, tmp_path):
+    with gzip.open(shared_data / CAPTURE, "rb") as fh:
+        head = [ln for _, ln in zip(range(1500), fh, strict=False)]
+    junk = [b"no-timestamp here\n", b"12x {}\n", b"\n", b"99999999999999999999999 {}\n", b"5 not json\n"]
+    body = b"".join(head[:700] + junk + head[700:])
+    path = tmp_path / "mixed.gz"
+    path.write_bytes(gzip.compress(body[:-1]))  # no final newline: the last line still counts
+    fast = StreamProcessor(["BTCUSDT"], {"BTCUSDT": 0.1}, {"BTCUSDT": 0.001})
+    n_fast = replay(path, fast, "BTCUSDT")
+    paced = StreamProcessor(["BTCUSDT"], {"BTCUSDT": 0.1}, {"BTCUSDT": 0.001})
+    n_paced = replay(path, paced, "BTCUSDT", paced=True, speed=1e6)
+    assert n_fast == n_paced == 1500 + 4  # the blank line is not counted
+    assert fast.stats == paced.stats
+    assert fast.stats["bad"] == 4 and fast.book("BTCUSDT").valid
