@@ -285,6 +285,9 @@ class StreamProcessor:
         delivered yet) and it is counted as explained (bookticker_behind).
         """
         self.stats["bookTicker"] += 1
+        if not (finite_pos(m.b) and finite_pos(m.a) and 0.0 <= m.B < 1e15 and 0.0 <= m.A < 1e15):
+            self._bad(st.symbol, f"bad bookTicker b={m.b} a={m.a}", recv_ns)
+            return
         if st.state != SYNCED or m.u < st.last_u:
             self.stats["bookticker_skipped"] += 1
             return

@@ -158,6 +158,8 @@ def test_duplicate_and_out_of_order_diffs(lines):
     b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"-5","q":"1","m":true}}',
     b'{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1e400"}}',
     b'\xff\xfe', b"", b"[" * 10000,
+    b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}}',
+    b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"1","B":"-1","a":"1e308","A":"1"}}',
 ])
 def test_malformed_messages_are_counted_not_raised(bad):
     lin = Collect()
