@@ -271,6 +271,11 @@ class StreamProcessor:
     def invalidate(self, symbol: str, reason: str, ts: int) -> None:
         """Mark a symbol's book unusable and resync it (e.g. after a reconnect)."""
         st = self.symbols[symbol.upper()]
+        if st.last_u == 0 and st.state == WAIT_SNAPSHOT:
+            # Never synced yet (first connect): nothing to resync, just get a snapshot.
+            st.buffer.clear()
+            self._want_snapshot(st)
+            return
         self._resync(st, reason, ts)
 
     # --- bookTicker consistency check ---------------------------------------------------------------
