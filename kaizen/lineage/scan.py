@@ -112,15 +112,15 @@ def repair_tail(seg: Path) -> tuple[str, int, int] | None:
     """Truncate whatever follows the last intact frame (a torn write), rewrite the index to match.
 
     Damage *between* intact frames is left in place (a reader skips and reports it); only the
-    tail is cut. A segment with no intact header is removed. Returns (segment, offset, bytes dropped)
+    tail is cut. A segment with no intact frame is removed. Returns (segment, offset, bytes dropped)
     when something was cut.
     """
     header, frames, _damage, size = scan_segment(seg)
     idx = seg.with_suffix(fmt.IDX_SUFFIX)
-    if header is None:
+    if header is None or not frames:  # nothing readable in it: the next segment may reuse its name
         seg.unlink()
         idx.unlink(missing_ok=True)
-        return (str(seg), 0, size) if size else None
+        return (str(seg), 0, size) if size > (0 if header is None else fmt.SEG_HEADER_SIZE) else None
     end = frames[-1].offset + frames[-1].size if frames else fmt.SEG_HEADER_SIZE
     entries = b"".join(
         fmt.INDEX_ENTRY.pack(f.offset, f.size, f.count, f.first_seq, f.last_seq, f.ts_min, f.ts_max) for f in frames
