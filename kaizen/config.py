@@ -83,6 +83,7 @@ class LineageConfig(_Section):
     zstd_level: int = 3
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_seconds: int = 3600
+    zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
 
 
 class SimConfig(_Section):

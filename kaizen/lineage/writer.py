@@ -58,6 +58,10 @@ class LineageWriter:
                 self.repaired.append(dropped)
         self._next_seq = self._find_next_seq()
         self._dict = self._load_dict()
+        if not -7 <= self.config.zstd_level <= 22:
+            from kaizen.errors import ConfigError
+
+            raise ConfigError(f"lineage.zstd_level must be in -7..22, got {self.config.zstd_level}")
         self._zc = zstandard.ZstdCompressor(level=self.config.zstd_level, dict_data=self._dict)
         self._enc = msgspec.msgpack.Encoder()
         self._encode = self._enc.encode
@@ -309,7 +313,7 @@ class LineageWriter:
         return 0
 
     def _load_dict(self) -> zstandard.ZstdCompressionDict | None:
-        path = getattr(self.config, "zstd_dict", "")
+        path = self.config.zstd_dict
         if not path:
             return None
         from kaizen.errors import ConfigError
