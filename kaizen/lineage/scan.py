@@ -37,36 +37,38 @@ def read_index(seg: Path) -> list[fmt.IndexEntry]:
 
 
 def walk(
-    data: bytes | memoryview, start: int, end: int, seg: str, check_payload: bool = True, at_eof: bool = True
+    data: bytes | memoryview, start: int, end: int, seg: str, check_payload: bool = True, at_eof: bool = True,
+    base: int = 0,
 ) -> Iterator[fmt.FrameHeader | Damage]:
     """Yield frame headers (with checksummed payloads) and Damage for what lies between them.
 
     A frame is trusted only if its header checksum holds and, with `check_payload`, its payload
     checksum too. After damage the walk resyncs on the next header whose checksum holds. With
     `at_eof` False a short last frame is treated as not yet written (for following a live log).
+    `base` is the file offset of data[0] (offsets reported are file offsets).
     """
     pos = start
     mv = memoryview(data)
     while pos < end:
-        head = fmt.unpack_frame_header(data, pos, pos)
+        head = fmt.unpack_frame_header(data, pos, base + pos)
         if head is not None and pos + head.size <= end:
             if not check_payload or _payload_ok(mv, pos, head):
                 yield head
                 pos += head.size
                 continue
             nxt = _resync(data, pos + 1, end)
-            yield Damage(seg, pos, nxt - pos, "payload checksum mismatch")
+            yield Damage(seg, base + pos, nxt - pos, "payload checksum mismatch")
             pos = nxt
             continue
         if head is not None:  # a header whose frame runs past the end: a torn (or unfinished) tail
             if at_eof:
-                yield Damage(seg, pos, end - pos, "torn frame at end of segment")
+                yield Damage(seg, base + pos, end - pos, "torn frame at end of segment")
             return
         if end - pos < fmt.FRAME_HEADER_SIZE and not at_eof:
             return
         nxt = _resync(data, pos + 1, end)
         reason = "bad frame header" if nxt < end or end - pos >= fmt.FRAME_HEADER_SIZE else "torn frame header"
-        yield Damage(seg, pos, nxt - pos, reason)
+        yield Damage(seg, base + pos, nxt - pos, reason)
         pos = nxt
 
 
