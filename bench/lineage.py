@@ -7,6 +7,8 @@ floats that random-walk like prices, quoted on the symbol's tick; with --full-pr
 are full-precision random walks like raw features, the hard case for any byte-level compressor). Baselines measured in the same run on the same records:
   json+gzip  msgspec JSON lines written through gzip (level 6) on the producer thread
   msgpack    msgspec msgpack into a buffer, written to disk uncompressed
+Rows "append" time `append(record)` (msgspec encode included); rows "encoded" time
+`append_encoded(payload, ts)`, the hot path's call (it encodes itself). tN = lineage.compress_threads.
 Append cost is timed per call with perf_counter_ns (the timer pair's own cost is printed and not
 subtracted). Sustained rate = records / (first append .. close() returned, files on disk).
 """
@@ -222,7 +224,9 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=1_000_000, help="records in the sustained run")
     ap.add_argument("--latency-records", type=int, default=300_000)
     ap.add_argument("--pool", type=int, default=250_000, help="distinct records generated (cycled)")
-    ap.add_argument("--level", type=int, nargs="+", default=[3, 1], help="zstd level(s), one row each")
+    ap.add_argument("--level", type=int, nargs="+", default=[3], help="zstd level(s), rows for each")
+    ap.add_argument("--threads", type=int, nargs="+", default=[0, 2],
+                    help="lineage.compress_threads value(s): 0 = zstd on the writer thread only")
     ap.add_argument("--full-precision", action="store_true", help="8 of the 16 floats at full precision")
     args = ap.parse_args()
 
@@ -237,13 +241,14 @@ def main() -> int:
     try:
         cases = []
         for level in args.level:
-            cfg = LineageConfig(zstd_level=level, fsync="never", flush_interval_ms=50)
-            for mode in ("append", "encoded"):
-                enc_arg = (payloads, [r.ts for r in recs]) if mode == "encoded" else None
-                name = f"zstd-{level} {mode}"
-                case = run_case(name, lambda d, c=cfg: LineageWriter(d, c), recs, n_lat, n_sus, tmp, enc_arg)
-                check_log(case, recs, n_sus)
-                cases.append(case)
+            for threads in args.threads:
+                cfg = LineageConfig(zstd_level=level, fsync="never", flush_interval_ms=50, compress_threads=threads)
+                for mode in ("append", "encoded"):
+                    enc_arg = (payloads, [r.ts for r in recs]) if mode == "encoded" else None
+                    name = f"zstd-{level} t{threads} {mode}"
+                    case = run_case(name, lambda d, c=cfg: LineageWriter(d, c), recs, n_lat, n_sus, tmp, enc_arg)
+                    check_log(case, recs, n_sus)
+                    cases.append(case)
         cases.append(run_case("json+gzip", lambda d: JsonGzip(d / "log.jsonl.gz"), recs, n_lat, n_sus, tmp))
         cases.append(run_case("msgpack", lambda d: PlainMsgpack(d / "log.msgpack"), recs, n_lat, n_sus, tmp))
     finally:

@@ -23,6 +23,7 @@ from kaizen.lineage.records import SCHEMA_VERSION, Base
 from kaizen.lineage.scan import last_seq_of, repair_tail, segment_paths
 
 CHUNK_RECORDS = 2048  # records per frame (a frame is also cut at each flush)
+WAKE_RECORDS = 8 * CHUNK_RECORDS  # queued records that wake the writer thread before its timer
 MAX_PENDING_RECORDS = 1 << 20  # producer blocks past this many queued records (disk or zstd too slow)
 DICT_NAME = "zstd.dict"
 
@@ -133,6 +134,8 @@ class LineageWriter:
         if self._error is not None:
             raise RuntimeError(f"lineage writer failed: {self._error}") from self._error
         self._move()
+        if self._pending >= WAKE_RECORDS and not self._wake.is_set():
+            self._wake.set()  # enough for a batch: don't wait for the flush timer
         if self._pending > MAX_PENDING_RECORDS:
             self._lock.release()
             try:
@@ -225,7 +228,11 @@ class LineageWriter:
                 self._done.notify_all()
 
     def _write_batch(self, batch: list[tuple[list[bytes], list[int | None]]]) -> None:
-        raws = [fmt.array_header(len(parts)) + b"".join(parts) for parts, _ in batch]
+        raws = []
+        for parts, _ in batch:  # one copy: the msgpack array header goes in front of the records
+            parts.insert(0, fmt.array_header(len(parts)))
+            raws.append(b"".join(parts))
+            del parts[0]
         spans = []
         for raw, (_, tss) in zip(raws, batch, strict=True):
             if None in tss:  # append_encoded without ts: read them from the records
@@ -234,7 +241,7 @@ class LineageWriter:
         if len(raws) == 1:
             payloads = [self._zc.compress(raws[0])]
         else:  # one call, GIL released for the whole batch
-            coll = self._zc.multi_compress_to_buffer(raws, threads=0)
+            coll = self._zc.multi_compress_to_buffer(raws, threads=self.config.compress_threads)
             payloads = [coll[i].tobytes() for i in range(len(coll))]
         flags = fmt.FLAG_DICT if self._dict is not None else 0
         now = time.monotonic()
