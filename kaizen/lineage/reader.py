@@ -16,7 +16,7 @@ import zstandard
 
 from kaizen.lineage import format as fmt
 from kaizen.lineage.records import RECORD_TYPES, SCHEMA_VERSION, Base, Record
-from kaizen.lineage.scan import Damage, payload_of, read_index, segment_paths, walk
+from kaizen.lineage.scan import Damage, map_file, payload_of, read_index, segment_paths, walk
 
 DICT_NAME = "zstd.dict"
 
@@ -76,13 +76,13 @@ class LineageReader:
 
     def _segment_frames(self, seg, seq_from, seq_to, since_ns, until_ns):
         try:
-            data = seg.read_bytes()
+            data = map_file(seg)
         except OSError as exc:
             self._report(Damage(str(seg), 0, 0, f"cannot read: {exc.strerror}"))
             return
-        header = fmt.unpack_segment_header(data)
+        header = fmt.unpack_segment_header(data[: fmt.SEG_HEADER_SIZE])
         if header is None:
-            if data:
+            if len(data):
                 self._report(Damage(str(seg), 0, len(data), "bad or torn segment header"))
             return
         if header.format > fmt.FORMAT_VERSION:

@@ -4,6 +4,7 @@ Shared by the writer (repair on open) and the reader (iteration, verify)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,16 @@ class Damage(NamedTuple):
     offset: int
     bytes_lost: int
     reason: str
+
+
+def map_file(path: Path):
+    """The file's bytes without reading them all: an mmap (pages load as frames are touched), or
+    b"" for an empty file. The map is released when the last view of it goes."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
 
 
 def segment_paths(directory: str | os.PathLike[str]) -> list[Path]:
@@ -80,7 +91,7 @@ def _payload_ok(mv: memoryview, pos: int, head: fmt.FrameHeader) -> bool:
 
 def _resync(data, pos: int, end: int) -> int:
     """Offset of the next intact frame header at or after pos (end if none)."""
-    find = data.find if isinstance(data, bytes | bytearray) else bytes(data).find
+    find = data.find if hasattr(data, "find") else bytes(data).find  # bytes or mmap
     while True:
         i = find(fmt.FRAME_MAGIC, pos, end)
         if i < 0:
@@ -98,8 +109,8 @@ def payload_of(data, head: fmt.FrameHeader) -> memoryview:
 
 def scan_segment(seg: Path) -> tuple[fmt.SegmentHeader | None, list[fmt.FrameHeader], list[Damage], int]:
     """(segment header, intact frames, damage, file size), checking every checksum."""
-    data = seg.read_bytes()
-    header = fmt.unpack_segment_header(data)
+    data = map_file(seg)
+    header = fmt.unpack_segment_header(data[: fmt.SEG_HEADER_SIZE])
     if header is None:
         lost = len(data)
         return None, [], ([Damage(str(seg), 0, lost, "bad or torn segment header")] if lost else []), lost
