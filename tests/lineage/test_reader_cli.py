@@ -170,3 +170,19 @@ def test_trained_dictionary_round_trip(tmp_path):
     (log / "zstd.dict").unlink()
     r = LineageReader(log)
     assert list(r.records()) == [] and "needs zstd.dict" in r.damage_detail[0].reason
+
+
+def test_time_filter_is_exact_when_timestamps_are_out_of_order(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    recs = [Decision(id=i, ts=rng.randrange(0, 10**6), strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0,
+                     price=1.0) for i in range(5000)]
+    with LineageWriter(tmp_path, LineageConfig(fsync="never", segment_max_bytes=8000)) as w:
+        for i, r in enumerate(recs):
+            w.append(r)
+            if i % 300 == 0:
+                w.flush()
+    r = LineageReader(tmp_path)
+    for lo, hi in [(0, 10), (123_456, 130_000), (999_000, 10**6), (500_000, 400_000)]:
+        assert list(r.records(since_ns=lo, until_ns=hi)) == [x for x in recs if lo <= x.ts <= hi]
