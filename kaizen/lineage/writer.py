@@ -49,21 +49,24 @@ class LineageWriter:
         self.config = config or LineageConfig()
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.repaired: list[tuple[str, int, int]] = []  # (segment, offset, bytes dropped) at open
-        last = None
-        for seg in segment_paths(self.dir):
-            last = seg
-        if last is not None:
-            dropped = repair_tail(last)
-            if dropped is not None:
-                self.repaired.append(dropped)
-        self._next_seq = self._find_next_seq()
-        self._dict = self._load_dict()
         if not -7 <= self.config.zstd_level <= 22:
             from kaizen.errors import ConfigError
 
             raise ConfigError(f"lineage.zstd_level must be in -7..22, got {self.config.zstd_level}")
-        self._zc = zstandard.ZstdCompressor(level=self.config.zstd_level, dict_data=self._dict)
+        self._lockfile = _lock_dir(self.dir)  # one writer per log; the kernel drops it if we die
+        try:
+            self.repaired: list[tuple[str, int, int]] = []  # (segment, offset, bytes dropped) at open
+            segs = segment_paths(self.dir)
+            if segs:
+                dropped = repair_tail(segs[-1])
+                if dropped is not None:
+                    self.repaired.append(dropped)
+            self._next_seq = self._find_next_seq()
+            self._dict = self._load_dict()
+            self._zc = zstandard.ZstdCompressor(level=self.config.zstd_level, dict_data=self._dict)
+        except BaseException:
+            self._lockfile.close()
+            raise
         self._enc = msgspec.msgpack.Encoder()
         self._encode = self._enc.encode
         self._lock = threading.Lock()
@@ -180,6 +183,7 @@ class LineageWriter:
             self._closing = True
             self._wake.set()
             self._thread.join()
+            self._lockfile.close()
         if self._error is not None:
             raise RuntimeError(f"lineage writer failed: {self._error}") from self._error
 
@@ -338,6 +342,20 @@ class LineageWriter:
             tmp.write_bytes(data)
             os.replace(tmp, target)
         return zstandard.ZstdCompressionDict(data)
+
+
+def _lock_dir(directory: Path):
+    import fcntl
+
+    from kaizen.errors import KaizenError
+
+    fh = open(directory / "writer.lock", "a+b")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise KaizenError(f"{directory}: another lineage writer has this log open") from None
+    return fh
 
 
 def _fsync_dir(path: Path) -> None:

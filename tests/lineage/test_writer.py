@@ -55,3 +55,13 @@ def test_bad_level_is_a_config_error(tmp_path):
         LineageWriter(tmp_path, LineageConfig(zstd_level=99))
     with pytest.raises(ConfigError, match="cannot read lineage.zstd_dict"):
         LineageWriter(tmp_path, LineageConfig(zstd_dict=str(tmp_path / "missing.dict")))
+
+
+def test_one_writer_per_directory(tmp_path):
+    from kaizen.errors import KaizenError
+
+    w = LineageWriter(tmp_path)
+    with pytest.raises(KaizenError, match="another lineage writer"):
+        LineageWriter(tmp_path)
+    w.close()
+    LineageWriter(tmp_path).close()  # released on close
