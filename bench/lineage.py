@@ -10,7 +10,8 @@ are full-precision random walks like raw features, the hard case for any byte-le
 Rows "append" time `append(record)` (msgspec encode included); rows "encoded" time
 `append_encoded(payload, ts)`, the hot path's call (it encodes itself). tN = lineage.compress_threads.
 Append cost is timed per call with perf_counter_ns (the timer pair's own cost is printed and not
-subtracted). Sustained rate = records / (first append .. close() returned, files on disk).
+subtracted). Sustained rate = records / (first append .. close() returned, files on disk); cpu ns/rec = process
+CPU time (all threads, user + sys) over that run per record.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def run_case(name, factory, recs, n_lat, n_sus, tmp: Path, encoded=None) -> dict
     d2.mkdir()
     w = factory(d2)
     m = len(recs)
+    c0 = os.times()
     t0 = time.perf_counter()
     if encoded:
         append_encoded = w.append_encoded
@@ -192,7 +194,10 @@ def run_case(name, factory, recs, n_lat, n_sus, tmp: Path, encoded=None) -> dict
     t_prod = time.perf_counter() - t0
     w.close()
     t_all = time.perf_counter() - t0
+    c1 = os.times()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
     return {
+        "cpu_ns": cpu / n_sus * 1e9,
         "name": name,
         "median": statistics.median(lat),
         "p99": pct(lat, 0.99),
@@ -259,10 +264,10 @@ def main() -> int:
           f"floats {'8 tick + 8 full precision' if args.full_precision else '16 on ticks'}; cpus {os.cpu_count()}; load {os.getloadavg()[0]:.2f}; "
           f"timer pair {timer:.0f} ns (included)")
     print(f"{'writer':<22}{'append med ns':>14}{'p99 ns':>9}{'p99.9 ns':>10}{'producer rec/s':>16}"
-          f"{'end-to-end rec/s':>18}{'bytes/rec':>11}{'vs msgpack':>12}")
+          f"{'end-to-end rec/s':>18}{'cpu ns/rec':>12}{'bytes/rec':>11}{'vs msgpack':>12}")
     for c in cases:
         print(f"{c['name']:<22}{c['median']:>14.0f}{c['p99']:>9.0f}{c['p999']:>10.0f}{c['prod_rate']:>16,.0f}"
-              f"{c['rate']:>18,.0f}{c['bytes'] / args.records:>11.1f}{base / c['bytes']:>11.2f}x")
+              f"{c['rate']:>18,.0f}{c['cpu_ns']:>12.0f}{c['bytes'] / args.records:>11.1f}{base / c['bytes']:>11.2f}x")
     for k in cases[:-2]:
         print(f"{k['name']} targets: append p99 <= 1000 ns: {'PASS' if k['p99'] <= 1000 else 'FAIL'} "
               f"({k['p99']:.0f}); >= 1,000,000 rec/s end to end: {'PASS' if k['rate'] >= 1e6 else 'FAIL'} "
