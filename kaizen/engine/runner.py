@@ -157,4 +157,5 @@ async def _run_async(
             loop.remove_signal_handler(sig)
         await venue.close()
         writer.close()
+    (lineage_dir.parent / "summary.json").write_bytes(msgspec.json.encode(summary))
     return RunResult(summary, lineage_dir, engine.errors)
