@@ -114,6 +114,9 @@ class Balance(msgspec.Struct, kw_only=True):
     equity: float  # wallet + unrealized
     available: float
 
+    def __float__(self) -> float:
+        return self.equity
+
 
 class VenueError(Exception):
     """A venue call failed for good (after retries) or was refused; the message is secret-free."""

@@ -65,10 +65,14 @@ class CcxtVenue:
     name = "ccxt"
     ccxt_id = ""
 
-    def __init__(self, cfg: Config, rest_url: str | None = None, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, cfg: Config, rest_url: str | None = None, *, ws_url: str = "", retry: RetryPolicy | None = None
+    ) -> None:
         import ccxt.async_support as ccxt_async
 
         self.cfg = cfg
+        self.rest_url = rest_url or ""
+        self.ws_url = ws_url
         self.symbols = list(cfg.symbols)
         key, secret = cfg.api_credentials()
         self._redact = Redactor(key, secret)

@@ -208,38 +208,13 @@ class OrderRouter:
             book.mark = mark_price
         self.risk.on_market(symbol, now if data_ts_ms is None else data_ts_ms)
         mark = book.mark if book.mark > 0 else ref_price
-        market: MarketInfo = self.venue.markets[symbol]
         out: list[records.Order] = []
         # Resting orders of this symbol are replaced by the new plan.
         for t in [t for t in self.orders.values() if t.symbol == symbol and t.open]:
             await self._cancel(t)
-        if not math.isfinite(target_qty):
-            target_qty = 0.0
-        expected = self.expected_position(symbol)
-        positions = {s: self.books[s].qty for s in self.symbols}
-        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
-        prices = {s: (self.books[s].mark or (ref_price if s == symbol else 0.0)) for s in self.symbols}
-        # Clamp the target into the notional/leverage headroom (the gate below still decides).
-        if abs(target_qty) > abs(expected) or target_qty * expected < 0:
-            sign = 1.0 if target_qty > 0 else -1.0
-            room = position_headroom(self.risk, symbol, sign, max(mark, ref_price), positions, prices, pending)
-            if abs(target_qty) > room:
-                target_qty = sign * room * (1 - 1e-9)
-        if not self.risk.is_stale(symbol, now) or abs(target_qty) <= abs(expected):
-            pass
-        else:  # stale data: only reduce
-            target_qty = expected if target_qty * expected >= 0 else 0.0
-        plan, why = plan_order(market, expected, target_qty, ref_price)
+        plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now)
         if plan is None:
             return out
-        price = None
-        if self.order_type == "limit":
-            price = market.round_price(ref_price, plan.side)
-        check_price = price if price is not None else ref_price
-        ok, reason = self.risk.check_order(
-            symbol, plan.side, plan.qty, check_price, mark, positions, prices,
-            self.open_order_count(), now_ms=now, pending=pending,
-        )
         if not ok:
             rec = self._order_record(symbol, "", plan, price, parents, status="rejected", error=f"risk: {reason}")
             self.lineage.append(rec)
@@ -250,6 +225,35 @@ class OrderRouter:
         rec = await self._send(symbol, plan, price, parents)
         out.append(rec)
         return out
+
+    def decide(
+        self, symbol: str, target_qty: float, ref_price: float, mark: float, now: int
+    ) -> tuple[PlannedOrder | None, float | None, bool, str]:
+        """Pure part of set_target: clamp the target into the limits' headroom (and to reduce-only on
+        stale data), plan the rounded order, and ask the risk gate. Returns (plan, limit price, ok, why)."""
+        market: MarketInfo = self.venue.markets[symbol]
+        if not math.isfinite(target_qty):
+            target_qty = 0.0
+        expected = self.expected_position(symbol)
+        positions = {s: self.books[s].qty for s in self.symbols}
+        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
+        prices = {s: (self.books[s].mark or (ref_price if s == symbol else 0.0)) for s in self.symbols}
+        if abs(target_qty) > abs(expected) or target_qty * expected < 0:
+            sign = 1.0 if target_qty > 0 else -1.0
+            room = position_headroom(self.risk, symbol, sign, max(mark, ref_price), positions, prices, pending)
+            if abs(target_qty) > room:
+                target_qty = sign * room * (1 - 1e-9)
+            if self.risk.is_stale(symbol, now):  # stale data: no new risk, only reduce
+                target_qty = expected if target_qty * expected >= 0 else 0.0
+        plan, why = plan_order(market, expected, target_qty, ref_price)
+        if plan is None:
+            return None, None, False, why
+        price = market.round_price(ref_price, plan.side) if self.order_type == "limit" else None
+        ok, reason = self.risk.check_order(
+            symbol, plan.side, plan.qty, price if price is not None else ref_price, mark, positions, prices,
+            self.open_order_count(), now_ms=now, pending=pending,
+        )
+        return plan, price, ok, reason
 
     async def _send(self, symbol: str, plan: PlannedOrder, price: float | None, parents: list[int],
                     bypass_risk: bool = False) -> records.Order:
