@@ -21,7 +21,12 @@ class BybitLinear(CcxtVenue):
     ccxt_id = "bybit"
 
     def _options(self) -> dict[str, Any]:
-        return {"defaultType": "swap", "defaultSubType": "linear", "recvWindow": self.cfg.venue.recv_window_ms}
+        return {
+            "defaultType": "swap",
+            "defaultSubType": "linear",
+            "recvWindow": self.cfg.venue.recv_window_ms,
+            "fetchMarkets": {"types": ["linear"]},  # USDT perpetuals only: one instruments-info call
+        }
 
     def _point_at(self, rest_url: str) -> None:
         api = self.ex.urls.get("api")
