@@ -109,10 +109,14 @@ def _compile(fm: ForestModel, key: str, so: Path) -> float:
         try:
             r = subprocess.run(
                 [_cc(), *_cflags(), "-o", str(out), str(c_path), "-lm"],
-                capture_output=True, text=True, timeout=600,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise KaizenError(f"model {fm.model_hash[:12]}: C compiler {_cc()!r} failed to run ({e})") from None
+            raise KaizenError(
+                f"model {fm.model_hash[:12]}: C compiler {_cc()!r} failed to run ({e})"
+            ) from None
         compile_count += 1
         if r.returncode != 0:
             first = (r.stderr.strip().splitlines() or ["no output"])[0]
@@ -132,7 +136,13 @@ def _interp(fm: ForestModel) -> Forest:
     f = _base_forest(fm)
     flat = fm.flat()
     f._attach_interp(
-        flat["left"], flat["right"], flat["feature"], flat["threshold"], flat["default_left"], flat["root"], flat["group"]
+        flat["left"],
+        flat["right"],
+        flat["feature"],
+        flat["threshold"],
+        flat["default_left"],
+        flat["root"],
+        flat["group"],
     )
     return f
 
@@ -149,7 +159,11 @@ def check_rows(fm: ForestModel, n: int = CHECK_ROWS) -> np.ndarray:
         thr = np.asarray(per_feat[j] or [0.0], dtype=np.float32)
         pick = thr[rng.integers(0, len(thr), n)]
         side = rng.integers(0, 3, n)
-        X[:, j] = np.where(side == 0, np.nextafter(pick, np.float32(-np.inf)), np.where(side == 1, pick, np.nextafter(pick, np.float32(np.inf))))
+        X[:, j] = np.where(
+            side == 0,
+            np.nextafter(pick, np.float32(-np.inf)),
+            np.where(side == 1, pick, np.nextafter(pick, np.float32(np.inf))),
+        )
     X[rng.random(X.shape) < 0.25] = np.nan
     X[0] = np.nan
     X[1] = 0.0

@@ -85,8 +85,12 @@ class ForestModel:
         """Interpreter layout: all trees' nodes in one struct-of-arrays, children renumbered."""
         offs = np.cumsum([0] + [len(t.left) for t in self.trees]).astype(np.int64)
         cat = lambda name: np.concatenate([getattr(t, name) for t in self.trees])  # noqa: E731
-        left = np.concatenate([np.where(t.left >= 0, t.left + o, -1) for t, o in zip(self.trees, offs[:-1], strict=True)])
-        right = np.concatenate([np.where(t.right >= 0, t.right + o, -1) for t, o in zip(self.trees, offs[:-1], strict=True)])
+        left = np.concatenate(
+            [np.where(t.left >= 0, t.left + o, -1) for t, o in zip(self.trees, offs[:-1], strict=True)]
+        )
+        right = np.concatenate(
+            [np.where(t.right >= 0, t.right + o, -1) for t, o in zip(self.trees, offs[:-1], strict=True)]
+        )
         return {
             "left": left.astype(np.int32),
             "right": right.astype(np.int32),
@@ -145,7 +149,9 @@ def parse_model(raw: bytes, where: str = "<model>") -> ForestModel:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise DataError(f"{where}: not an XGBoost JSON model ({e.__class__.__name__}: {str(e)[:80]})") from None
+        raise DataError(
+            f"{where}: not an XGBoost JSON model ({e.__class__.__name__}: {str(e)[:80]})"
+        ) from None
     try:
         learner = doc["learner"]
         lmp = learner["learner_model_param"]

@@ -104,9 +104,19 @@ async def run_feed(venue, until, stale_after_ms=5000, timeout=20.0):
     await site.start()
     rest_port = site._server.sockets[0].getsockname()[1]
     handler, lineage = Handler(), Collect()
-    feed = MarketFeed(f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}", ["BTCUSDT"], {"BTCUSDT": 0.1},
-                      {"BTCUSDT": 0.001}, handler, lineage=lineage, stale_after_ms=stale_after_ms,
-                      depth_stream="depth@0ms", extra_streams=("bookTicker", "trade"), backoff_initial_s=0.05)
+    feed = MarketFeed(
+        f"ws://127.0.0.1:{ws_port}",
+        f"http://127.0.0.1:{rest_port}",
+        ["BTCUSDT"],
+        {"BTCUSDT": 0.1},
+        {"BTCUSDT": 0.001},
+        handler,
+        lineage=lineage,
+        stale_after_ms=stale_after_ms,
+        depth_stream="depth@0ms",
+        extra_streams=("bookTicker", "trade"),
+        backoff_initial_s=0.05,
+    )
     await feed.start()
     try:
         loop = asyncio.get_running_loop()
@@ -133,8 +143,12 @@ def test_feed_syncs_from_real_stream(lines):
 
 def test_feed_reconnects_and_resyncs(lines):
     venue = Venue(lines, drop_after=1500)
-    feed, h, lin = asyncio.run(run_feed(
-        venue, lambda f, h: f.stats["connects"] >= 2 and f.book("BTCUSDT").valid and f.stats["messages"] > 3000))
+    feed, h, lin = asyncio.run(
+        run_feed(
+            venue,
+            lambda f, h: f.stats["connects"] >= 2 and f.book("BTCUSDT").valid and f.stats["messages"] > 3000,
+        )
+    )
     s = feed.stats
     assert s["connects"] >= 2 and s["snapshots_fetched"] >= 2
     assert feed.book("BTCUSDT").valid
@@ -145,9 +159,13 @@ def test_feed_reconnects_and_resyncs(lines):
 
 def test_watchdog_marks_stale_then_recovers(lines):
     venue = Venue(lines, pause_after=2000, pause_s=0.6)
-    feed, h, lin = asyncio.run(run_feed(
-        venue, lambda f, h: "stale" in h.status and f.stats["messages"] > 3000 and f.book("BTCUSDT").valid,
-        stale_after_ms=150))
+    feed, h, lin = asyncio.run(
+        run_feed(
+            venue,
+            lambda f, h: "stale" in h.status and f.stats["messages"] > 3000 and f.book("BTCUSDT").valid,
+            stale_after_ms=150,
+        )
+    )
     assert feed.stats["stale_events"] >= 1
     i = h.status.index("stale")
     assert "valid" in h.status[i + 1 :]
