@@ -173,6 +173,16 @@ class Engine:
             values=feats,
         )
         signal, reason = self.strategy.signal(feats)
+        pred = self._log(
+            R.Prediction,
+            ts=ts,
+            symbol=bar.symbol,
+            parents=[snap.id],
+            model=VERSION,
+            role=f"{bar.symbol}/signal",
+            value=signal,
+            features_id=snap.id,
+        )
         position = self.router.position(bar.symbol)
         target = position
         if self.status.get(bar.symbol) != "valid":
@@ -185,7 +195,7 @@ class Engine:
             R.Decision,
             ts=ts,
             symbol=bar.symbol,
-            parents=[snap.id],
+            parents=[pred.id],
             model=VERSION,
             strategy=NAME,
             signal=signal,

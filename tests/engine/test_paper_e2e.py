@@ -45,7 +45,26 @@ def test_demo_summary_agrees_with_lineage(tmp_path):
     # funding settles every 8 h of sim time; 20 s at 1800x is 10 h, so every symbol settled once
     assert any(isinstance(r, R.FundingPayment) for r in recs) or summary["funding"] == 0.0
     types = {type(r).__name__ for r in recs}
-    assert {"RunStart", "FeatureSnapshot", "Decision", "Order", "Fill", "RunEnd"} <= types
+    assert {"RunStart", "FeatureSnapshot", "Prediction", "Decision", "Order", "Fill", "RunEnd"} <= types
+
+    # `kaizen log trace` on a decision that traded shows the whole chain, back and forward
+    by_id = {r.id: r for r in recs}
+    order = next(r for r in recs if isinstance(r, R.Order) and r.status == "filled" and r.parents)
+    decision = by_id[order.parents[0]]
+    assert isinstance(decision, R.Decision)
+    res = run_kaizen("log", "trace", str(out / "lineage"), str(decision.id))
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    for needle in (
+        '"type":"features"',
+        '"type":"prediction"',
+        '"type":"decision"',
+        '"type":"order"',
+        '"type":"fill"',
+    ):
+        assert needle in text, needle
+    assert "baseline_momentum@1" in text
+    assert order.client_order_id in text
 
 
 def test_orders_placed_are_orders_the_simulator_received(tmp_path, monkeypatch):
