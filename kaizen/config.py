@@ -106,7 +106,7 @@ class EngineConfig(_Section):
 
 
 class Config(_Section):
-    mode: Literal["live", "paper", "backtest"] = "paper"
+    mode: Literal["live", "paper"] = "paper"
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
     venue: VenueConfig = msgspec.field(default_factory=VenueConfig)
     fees: FeeConfig = msgspec.field(default_factory=FeeConfig)

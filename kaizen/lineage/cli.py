@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     p = add("stats", "counts and rates by type, symbol and model version", _stats)
     _filters(p)
     add("verify", "check every checksum and decode every record; exit 1 on damage", _verify)
-    p = add("trace", "walk one record (a decision) back to its inputs and models, forward to orders/fills", _trace)
+    p = add(
+        "trace", "walk one record (a decision) back to its inputs and models, forward to orders/fills", _trace
+    )
     p.add_argument("id", help="record id (decimal or 0x hex)")
 
 
@@ -58,7 +60,9 @@ def parse_time(text: str | None, flag: str) -> int | None:
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:
-        raise KaizenError(f"{flag} {text!r}: not ns since epoch nor an ISO time (e.g. 2024-01-31T12:00)") from None
+        raise KaizenError(
+            f"{flag} {text!r}: not ns since epoch nor an ISO time (e.g. 2024-01-31T12:00)"
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1_000_000) * 1000
@@ -99,7 +103,9 @@ def _query(args) -> dict:
 
 def _warn(reader) -> None:
     for seg, off, lost in reader.damage:
-        print(f"kaizen: warning: damaged data skipped in {seg} at offset {off} ({lost} bytes)", file=sys.stderr)
+        print(
+            f"kaizen: warning: damaged data skipped in {seg} at offset {off} ({lost} bytes)", file=sys.stderr
+        )
     for msg in reader.unknown_messages():
         print(f"kaizen: warning: {msg}", file=sys.stderr)
 
@@ -141,8 +147,10 @@ def _ls(args) -> int:
     head = ("segment", "bytes", "frames", "records", "seq", "time span (UTC)", "ratio", "schema", "check")
     _table([head, *rows])
     total = sum(row[1] for row in rows)
-    print(f"{len(rows)} segment(s), {total:,} bytes, {sum(row[3] for row in rows):,} records, "
-          f"frame overhead {fmt.FRAME_HEADER_SIZE + fmt.FRAME_TRAILER_SIZE} B")
+    print(
+        f"{len(rows)} segment(s), {total:,} bytes, {sum(row[3] for row in rows):,} records, "
+        f"frame overhead {fmt.FRAME_HEADER_SIZE + fmt.FRAME_TRAILER_SIZE} B"
+    )
     return 0
 
 
@@ -162,7 +170,12 @@ def _iso(ns: int) -> str:
 def _table(rows: list[tuple]) -> None:
     widths = [max(len(f"{row[i]}") for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(f"{v}".ljust(w) if isinstance(v, str) else f"{v}".rjust(w) for v, w in zip(row, widths, strict=True)))
+        print(
+            "  ".join(
+                f"{v}".ljust(w) if isinstance(v, str) else f"{v}".rjust(w)
+                for v, w in zip(row, widths, strict=True)
+            )
+        )
 
 
 def _cat(args) -> int:
@@ -232,8 +245,11 @@ def _poll(r, seen: dict[str, int]) -> list:
                 out += r.decode_frame(Frame(str(seg), schema, item), memoryview(data)[p0 : p0 + item.length])
                 pos = item.offset + item.size
             else:
-                print(f"kaizen: warning: damaged data skipped in {item.segment} at offset {item.offset} "
-                      f"({item.bytes_lost} bytes)", file=sys.stderr)
+                print(
+                    f"kaizen: warning: damaged data skipped in {item.segment} at offset {item.offset} "
+                    f"({item.bytes_lost} bytes)",
+                    file=sys.stderr,
+                )
                 pos = item.offset + item.bytes_lost
         seen[seg.name] = pos
     return out
@@ -297,7 +313,9 @@ def _verify(args) -> int:
     if r.damage_detail:
         for d in r.damage_detail:
             print(f"DAMAGE {d.segment} offset {d.offset}: {d.bytes_lost} bytes lost ({d.reason})")
-        print(f"{len(r.damage_detail)} damaged region(s); {frames} intact frames, {records:,} records readable")
+        print(
+            f"{len(r.damage_detail)} damaged region(s); {frames} intact frames, {records:,} records readable"
+        )
         return 1
     print(f"OK: {len(r.segments())} segment(s), {frames} frames, {records:,} records, every checksum holds")
     return 0

@@ -97,12 +97,28 @@ def unpack_segment_header(data: bytes) -> SegmentHeader | None:
 
 
 def pack_frame(
-    payload: bytes, raw_length: int, count: int, first_seq: int, last_seq: int, ts_min: int, ts_max: int,
+    payload: bytes,
+    raw_length: int,
+    count: int,
+    first_seq: int,
+    last_seq: int,
+    ts_min: int,
+    ts_max: int,
     flags: int = 0,
 ) -> tuple[bytes, bytes]:
     """(header, trailer) for a compressed payload; the frame is header + payload + trailer."""
     head = FRAME_HEADER.pack(
-        FRAME_MAGIC, FORMAT_VERSION, flags, 0, len(payload), raw_length, count, first_seq, last_seq, ts_min, ts_max
+        FRAME_MAGIC,
+        FORMAT_VERSION,
+        flags,
+        0,
+        len(payload),
+        raw_length,
+        count,
+        first_seq,
+        last_seq,
+        ts_min,
+        ts_max,
     )
     return head + struct.pack("<I", crc32(head)), struct.pack("<I", crc32(payload))
 

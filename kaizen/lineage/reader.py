@@ -86,7 +86,9 @@ class LineageReader:
                 self._report(Damage(str(seg), 0, len(data), "bad or torn segment header"))
             return
         if header.format > fmt.FORMAT_VERSION:
-            self._report(Damage(str(seg), 0, len(data), f"segment format {header.format} is newer than this reader"))
+            self._report(
+                Damage(str(seg), 0, len(data), f"segment format {header.format} is newer than this reader")
+            )
             return
 
         def wanted(first, last, tmin, tmax) -> bool:

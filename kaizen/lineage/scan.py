@@ -44,11 +44,18 @@ def read_index(seg: Path) -> list[fmt.IndexEntry]:
     except OSError:
         return []
     size = fmt.INDEX_ENTRY.size
-    return [fmt.IndexEntry(*fmt.INDEX_ENTRY.unpack_from(data, i)) for i in range(0, len(data) - size + 1, size)]
+    return [
+        fmt.IndexEntry(*fmt.INDEX_ENTRY.unpack_from(data, i)) for i in range(0, len(data) - size + 1, size)
+    ]
 
 
 def walk(
-    data: bytes | memoryview, start: int, end: int, seg: str, check_payload: bool = True, at_eof: bool = True,
+    data: bytes | memoryview,
+    start: int,
+    end: int,
+    seg: str,
+    check_payload: bool = True,
+    at_eof: bool = True,
     base: int = 0,
 ) -> Iterator[fmt.FrameHeader | Damage]:
     """Yield frame headers (with checksummed payloads) and Damage for what lies between them.
@@ -78,7 +85,9 @@ def walk(
         if end - pos < fmt.FRAME_HEADER_SIZE and not at_eof:
             return
         nxt = _resync(data, pos + 1, end)
-        reason = "bad frame header" if nxt < end or end - pos >= fmt.FRAME_HEADER_SIZE else "torn frame header"
+        reason = (
+            "bad frame header" if nxt < end or end - pos >= fmt.FRAME_HEADER_SIZE else "torn frame header"
+        )
         yield Damage(seg, base + pos, nxt - pos, reason)
         pos = nxt
 
@@ -136,7 +145,8 @@ def repair_tail(seg: Path) -> tuple[str, int, int] | None:
         return (str(seg), 0, size) if size > (0 if header is None else fmt.SEG_HEADER_SIZE) else None
     end = frames[-1].offset + frames[-1].size if frames else fmt.SEG_HEADER_SIZE
     entries = b"".join(
-        fmt.INDEX_ENTRY.pack(f.offset, f.size, f.count, f.first_seq, f.last_seq, f.ts_min, f.ts_max) for f in frames
+        fmt.INDEX_ENTRY.pack(f.offset, f.size, f.count, f.first_seq, f.last_seq, f.ts_min, f.ts_max)
+        for f in frames
     )
     if idx.exists() and idx.read_bytes() == entries and end == size:
         return None

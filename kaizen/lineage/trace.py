@@ -34,7 +34,13 @@ def trace(reader, rid: int) -> list[tuple[int, str, Base]] | None:
             return
         models_done.add(rec.model)
         for run in trained.get(rec.model, []):
-            out.append((depth, f"trained by run {run.run_id} on data {_iso(run.data_start)} .. {_iso(run.data_end)}", run))
+            out.append(
+                (
+                    depth,
+                    f"trained by run {run.run_id} on data {_iso(run.data_start)} .. {_iso(run.data_end)}",
+                    run,
+                )
+            )
 
     def back(rec: Base, depth: int) -> None:
         model_chain(rec, depth)

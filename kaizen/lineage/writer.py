@@ -144,7 +144,11 @@ class LineageWriter:
             try:
                 self._wake.set()
                 with self._space:
-                    while self._pending > MAX_PENDING_RECORDS and self._error is None and self._thread.is_alive():
+                    while (
+                        self._pending > MAX_PENDING_RECORDS
+                        and self._error is None
+                        and self._thread.is_alive()
+                    ):
                         self._space.wait(0.05)
             finally:
                 self._lock.acquire()

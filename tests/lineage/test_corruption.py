@@ -21,8 +21,19 @@ PER_FRAME = 50
 
 
 def _write(d):
-    recs = [Decision(id=i, ts=1_000 + i, symbol="ETHUSDT", strategy="s", signal=i / 7, target_qty=1.0,
-                     position_qty=0.0, price=3000.0 + i / 3) for i in range(N_FRAMES * PER_FRAME)]
+    recs = [
+        Decision(
+            id=i,
+            ts=1_000 + i,
+            symbol="ETHUSDT",
+            strategy="s",
+            signal=i / 7,
+            target_qty=1.0,
+            position_qty=0.0,
+            price=3000.0 + i / 3,
+        )
+        for i in range(N_FRAMES * PER_FRAME)
+    ]
     with LineageWriter(d, LineageConfig(fsync="never")) as w:
         for i, r in enumerate(recs):
             w.append(r)

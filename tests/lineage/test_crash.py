@@ -33,8 +33,19 @@ def _child(directory: str, ready, seg_bytes: int) -> None:
         ready.send(i)
         while True:
             for _ in range(50):
-                w.append(Decision(id=i, ts=time.time_ns(), symbol="BTCUSDT", strategy="s", signal=i * 0.5,
-                                  target_qty=1.0, position_qty=-1.0, price=40000.0 + i, parents=[i - 1]))
+                w.append(
+                    Decision(
+                        id=i,
+                        ts=time.time_ns(),
+                        symbol="BTCUSDT",
+                        strategy="s",
+                        signal=i * 0.5,
+                        target_qty=1.0,
+                        position_qty=-1.0,
+                        price=40000.0 + i,
+                        parents=[i - 1],
+                    )
+                )
                 i += 1
             time.sleep(0.0003)
     except BaseException:
@@ -96,8 +107,17 @@ def _trials(tmp_path: Path, n_dirs: int, per_dir: int, seed: int) -> list[int]:
         # Finally re-open normally (repairing the torn tail), append, close: a clean, contiguous log.
         with LineageWriter(d, LineageConfig(fsync="never")) as w:
             assert w.next_seq == before
-            w.append(Decision(id=before, ts=time.time_ns(), strategy="s", signal=before * 0.5, target_qty=1.0,
-                              position_qty=-1.0, price=40000.0 + before))
+            w.append(
+                Decision(
+                    id=before,
+                    ts=time.time_ns(),
+                    strategy="s",
+                    signal=before * 0.5,
+                    target_qty=1.0,
+                    position_qty=-1.0,
+                    price=40000.0 + before,
+                )
+            )
         r = LineageReader(d)
         assert [rec.id for rec in r.records()] == list(range(before + 1))
         assert r.damage == []
@@ -108,8 +128,10 @@ def test_sigkill_50_trials(tmp_path):
     losses = _trials(tmp_path, n_dirs=10, per_dir=5, seed=1)
     assert len(losses) >= 25  # most trials wrote something
     worst = max(losses)
-    print(f"loss after SIGKILL over {len(losses)} trials: median {sorted(losses)[len(losses) // 2] / 1e6:.1f} ms, "
-          f"max {worst / 1e6:.1f} ms (flush interval {FLUSH_MS} ms); {TORN[0]} trials left a torn tail")
+    print(
+        f"loss after SIGKILL over {len(losses)} trials: median {sorted(losses)[len(losses) // 2] / 1e6:.1f} ms, "
+        f"max {worst / 1e6:.1f} ms (flush interval {FLUSH_MS} ms); {TORN[0]} trials left a torn tail"
+    )
     assert worst <= LOSS_BOUND_NS
 
 
@@ -126,13 +148,19 @@ def test_torn_tail_at_every_cut_is_repaired(tmp_path):
     src = tmp_path / "src"
     with LineageWriter(src, LineageConfig(fsync="never")) as w:
         for i in range(600):
-            w.append(Decision(id=i, ts=i, strategy="s", signal=float(i), target_qty=0.0, position_qty=0.0, price=1.0))
+            w.append(
+                Decision(
+                    id=i, ts=i, strategy="s", signal=float(i), target_qty=0.0, position_qty=0.0, price=1.0
+                )
+            )
             if i % 100 == 99:
                 w.flush()
     seg = segment_paths(src)[0]
     data = seg.read_bytes()
     idx = seg.with_suffix(fmt.IDX_SUFFIX).read_bytes()
-    frames = [fmt.IndexEntry(*fmt.INDEX_ENTRY.unpack_from(idx, i)) for i in range(0, len(idx), fmt.INDEX_ENTRY.size)]
+    frames = [
+        fmt.IndexEntry(*fmt.INDEX_ENTRY.unpack_from(idx, i)) for i in range(0, len(idx), fmt.INDEX_ENTRY.size)
+    ]
     assert len(frames) == 6
     rng = random.Random(3)
     cuts = sorted({rng.randrange(fmt.SEG_HEADER_SIZE, len(data)) for _ in range(40)} | {1, 20, len(data) - 1})
@@ -145,8 +173,17 @@ def test_torn_tail_at_every_cut_is_repaired(tmp_path):
         expect = sum(f.count for f in whole)
         with LineageWriter(d) as w:
             assert w.next_seq == expect
-            w.append(Decision(id=expect, ts=expect, strategy="s", signal=float(expect), target_qty=0.0,
-                              position_qty=0.0, price=1.0))
+            w.append(
+                Decision(
+                    id=expect,
+                    ts=expect,
+                    strategy="s",
+                    signal=float(expect),
+                    target_qty=0.0,
+                    position_qty=0.0,
+                    price=1.0,
+                )
+            )
         r = LineageReader(d)
         got = list(r.records_with_seq())
         assert [(s, x.id) for s, x in got] == [(i, i) for i in range(expect + 1)], cut

@@ -43,8 +43,10 @@ def test_filters_match_a_plain_python_filter(tmp_path):
 
 
 def test_rolls_by_size_and_seeks_by_index(tmp_path):
-    recs = [Decision(id=i, ts=10 * i, strategy="s", signal=float(i), target_qty=0.0, position_qty=0.0, price=1.0)
-            for i in range(20_000)]
+    recs = [
+        Decision(id=i, ts=10 * i, strategy="s", signal=float(i), target_qty=0.0, position_qty=0.0, price=1.0)
+        for i in range(20_000)
+    ]
     with LineageWriter(tmp_path, LineageConfig(fsync="never", segment_max_bytes=20_000)) as w:
         for i, r in enumerate(recs):
             w.append(r)
@@ -68,7 +70,9 @@ def test_rolls_by_time(tmp_path):
     cfg = LineageConfig(fsync="never", segment_max_seconds=0)  # every write cycle starts a new segment
     with LineageWriter(tmp_path, cfg) as w:
         for i in range(3):
-            w.append(Decision(id=i, ts=i, strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0, price=1.0))
+            w.append(
+                Decision(id=i, ts=i, strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0, price=1.0)
+            )
             w.flush()
     assert len(segment_paths(tmp_path)) == 3
     assert [x.id for x in LineageReader(tmp_path).records()] == [0, 1, 2]
@@ -106,8 +110,14 @@ def test_trace_walks_back_to_training_data_and_forward_to_fills(tmp_path):
     body = "\n".join(lines)
     for pid in dec.parents:  # features and both predictions
         assert f'"id":{pid},' in body
-    assert "<- features" in body and "<- prediction (model base-mom-v3)" in body and "<- prediction (model meta-v7)" in body
-    assert "trained by run nightly-20240531 on data 2024-03-03T00:00:00.000 .. 2024-05-31T23:00:00.000" in body
+    assert (
+        "<- features" in body
+        and "<- prediction (model base-mom-v3)" in body
+        and "<- prediction (model meta-v7)" in body
+    )
+    assert (
+        "trained by run nightly-20240531 on data 2024-03-03T00:00:00.000 .. 2024-05-31T23:00:00.000" in body
+    )
     assert '-> order: {"type":"order"' in body and f'"id":{order.id},' in body
     assert f'"id":{fill.id},' in body and "-> fill" in body
     missing = run_kaizen("log", "trace", str(tmp_path), "12345")
@@ -123,11 +133,29 @@ def test_ls_stats_cat_filters(tmp_path):
     n_dec = sum(1 for x in recs if isinstance(x, Decision))
     assert any(line.split()[:2] == ["decision", str(n_dec)] for line in st.stdout.splitlines()), st.stdout
     assert "meta-v7" in st.stdout and "BTCUSDT" in st.stdout
-    c = run_kaizen("log", "cat", str(tmp_path), "--type", "decision", "--symbol", "BTCUSDT", "--since",
-                   "2024-06-01T03:00", "--until", "2024-06-01T06:00:00Z", "--model", "meta-v7")
+    c = run_kaizen(
+        "log",
+        "cat",
+        str(tmp_path),
+        "--type",
+        "decision",
+        "--symbol",
+        "BTCUSDT",
+        "--since",
+        "2024-06-01T03:00",
+        "--until",
+        "2024-06-01T06:00:00Z",
+        "--model",
+        "meta-v7",
+    )
     got = [json.loads(line) for line in c.stdout.splitlines()]
-    expect = [json.loads(msgspec.json.encode(x)) for x in recs if isinstance(x, Decision) and x.symbol == "BTCUSDT"
-              and T0 + 3 * 3600 * 10**9 <= x.ts <= T0 + 6 * 3600 * 10**9]
+    expect = [
+        json.loads(msgspec.json.encode(x))
+        for x in recs
+        if isinstance(x, Decision)
+        and x.symbol == "BTCUSDT"
+        and T0 + 3 * 3600 * 10**9 <= x.ts <= T0 + 6 * 3600 * 10**9
+    ]
     assert got == expect and len(got) == 3
 
 
@@ -136,14 +164,35 @@ def test_tail_follow_sees_records_as_they_are_written(tmp_path):
         w.append(Decision(id=1, ts=1, strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0, price=1.0))
         w.flush()
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        p = subprocess.Popen([sys.executable, "-m", "kaizen", "log", "tail", "-f", "-n", "1", "--interval", "0.05",
-                              str(tmp_path)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kaizen",
+                "log",
+                "tail",
+                "-f",
+                "-n",
+                "1",
+                "--interval",
+                "0.05",
+                str(tmp_path),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(x) for x in p.stdout], daemon=True).start()
         try:
             assert json.loads(lines.get(timeout=30))["id"] == 1
             for i in range(2, 5):
-                w.append(Decision(id=i, ts=i, strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0, price=1.0))
+                w.append(
+                    Decision(
+                        id=i, ts=i, strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0, price=1.0
+                    )
+                )
                 w.flush()
                 assert json.loads(lines.get(timeout=30))["id"] == i
             assert lines.empty()
@@ -176,8 +225,18 @@ def test_time_filter_is_exact_when_timestamps_are_out_of_order(tmp_path):
     import random
 
     rng = random.Random(5)
-    recs = [Decision(id=i, ts=rng.randrange(0, 10**6), strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0,
-                     price=1.0) for i in range(5000)]
+    recs = [
+        Decision(
+            id=i,
+            ts=rng.randrange(0, 10**6),
+            strategy="s",
+            signal=0.0,
+            target_qty=0.0,
+            position_qty=0.0,
+            price=1.0,
+        )
+        for i in range(5000)
+    ]
     with LineageWriter(tmp_path, LineageConfig(fsync="never", segment_max_bytes=8000)) as w:
         for i, r in enumerate(recs):
             w.append(r)

@@ -14,15 +14,19 @@ from kaizen.lineage.writer import LineageWriter
 
 
 def _dec(i: int, t: int = 0) -> Decision:
-    return Decision(id=i, ts=i, strategy=f"t{t}", signal=float(i), target_qty=0.0, position_qty=0.0, price=1.0)
+    return Decision(
+        id=i, ts=i, strategy=f"t{t}", signal=float(i), target_qty=0.0, position_qty=0.0, price=1.0
+    )
 
 
 def test_threads_append_concurrently(tmp_path):
     n, k = 20_000, 4
     with LineageWriter(tmp_path, LineageConfig(fsync="never", flush_interval_ms=1)) as w:
+
         def run(t):
             for i in range(n):
                 w.append(_dec(t * n + i, t))
+
         threads = [threading.Thread(target=run, args=(t,)) for t in range(k)]
         for th in threads:
             th.start()
