@@ -31,6 +31,23 @@ class Frame(NamedTuple):
     header: fmt.FrameHeader
 
 
+def writer_active(directory: Path) -> bool:
+    """True while a LineageWriter holds this log open (it holds an exclusive flock)."""
+    import fcntl
+
+    try:
+        fh = open(directory / "writer.lock", "rb")  # noqa: SIM115
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+
 class LineageReader:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
@@ -66,6 +83,7 @@ class LineageReader:
     ) -> Iterator[tuple[Frame, memoryview]]:
         """Intact frames that may hold matching records, with their compressed payloads."""
         segs = self.segments()
+        self._newest = segs[-1] if segs else None
         starts = [int(p.stem) for p in segs]
         for i, seg in enumerate(segs):
             if seq_to is not None and starts[i] > seq_to:
@@ -123,7 +141,9 @@ class LineageReader:
                 else:
                     yield Frame(str(seg), header.schema, item), payload_of(data, item)
             pos = e.offset + e.size
-        for item in walk(data, pos, end, str(seg)):
+        # The newest segment of a log a writer has open may end in a frame being written: not damage.
+        growing = seg == self._newest and writer_active(self.dir)
+        for item in walk(data, pos, end, str(seg), at_eof=not growing):
             if isinstance(item, Damage):
                 self._report(item)
             elif wanted(item.first_seq, item.last_seq, item.ts_min, item.ts_max):

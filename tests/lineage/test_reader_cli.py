@@ -245,3 +245,22 @@ def test_time_filter_is_exact_when_timestamps_are_out_of_order(tmp_path):
     r = LineageReader(tmp_path)
     for lo, hi in [(0, 10), (123_456, 130_000), (999_000, 10**6), (500_000, 400_000)]:
         assert list(r.records(since_ns=lo, until_ns=hi)) == [x for x in recs if lo <= x.ts <= hi]
+
+
+def test_frame_being_written_is_not_damage_while_the_writer_is_open(tmp_path):
+    from kaizen.lineage import format as fmt
+
+    w = LineageWriter(tmp_path)
+    w.append(Decision(id=1, ts=1, strategy="s", signal=0.0, target_qty=0.0, position_qty=0.0, price=1.0))
+    w.flush()
+    seg = segment_paths(tmp_path)[0]
+    frame = seg.read_bytes()[fmt.SEG_HEADER_SIZE :]
+    with open(seg, "ab") as fh:  # what a reader sees mid-write: a whole header, half a payload
+        fh.write(frame[: fmt.FRAME_HEADER_SIZE + 5])
+    r = LineageReader(tmp_path)
+    assert [x.id for x in r.records()] == [1] and r.damage == []
+    w._lockfile.close()  # as if the writer had died: now the half frame is a torn tail
+    r = LineageReader(tmp_path)
+    assert [x.id for x in r.records()] == [1]
+    assert r.damage == [(str(seg), len(frame) + fmt.SEG_HEADER_SIZE, fmt.FRAME_HEADER_SIZE + 5)]
+    w.close()  # nothing pending: writes nothing, stops its thread
