@@ -25,7 +25,9 @@ def shared_data() -> Path:
     return DATA
 
 
-def run_kaizen(*args: str, timeout: float = 120, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+def run_kaizen(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None, **kw
+) -> subprocess.CompletedProcess:
     """Run the real `kaizen` CLI in a child process (works installed or from source)."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")

@@ -14,8 +14,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rp.add_argument("--json", action="store_true", help="print one JSON object (for machines)")
     rp.add_argument("--paced", action="store_true", help="replay at the recorded pace instead of full speed")
     rp.add_argument("--speed", type=float, default=1.0, help="pace multiplier with --paced (default 1)")
-    rp.add_argument("--tick-size", type=float, default=None, help="price tick (default: inferred from the file)")
-    rp.add_argument("--lot-size", type=float, default=None, help="quantity step (default: inferred from the file)")
+    rp.add_argument(
+        "--tick-size", type=float, default=None, help="price tick (default: inferred from the file)"
+    )
+    rp.add_argument(
+        "--lot-size", type=float, default=None, help="quantity step (default: inferred from the file)"
+    )
     rp.add_argument("--levels", type=int, default=5, help="levels per side to print (default 5)")
     rp.set_defaults(func=_replay)
     book.set_defaults(func=lambda args: (book.print_help(), 2)[1])
@@ -50,7 +54,9 @@ def _replay(args: argparse.Namespace) -> int:
         raise KaizenError(f"--tick-size/--lot-size must be > 0, got {tick}, {lot}")
     sym = inst["symbol"]
     proc = StreamProcessor(
-        [sym], {sym: tick}, {sym: lot},
+        [sym],
+        {sym: tick},
+        {sym: lot},
         book_kwargs={"price_precision": inst["price_precision"], "qty_precision": inst["qty_precision"]},
     )
     t0 = time.perf_counter()
@@ -60,7 +66,11 @@ def _replay(args: argparse.Namespace) -> int:
     book = proc.book(sym)
     bids, asks = book.depth_strings(args.levels)
     s = proc.stats
-    messages = {k: s[k] for k in ("depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "snapshot") if s[k]}
+    messages = {
+        k: s[k]
+        for k in ("depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "snapshot")
+        if s[k]
+    }
     for k, v in proc.unknown_types.items():
         messages[k] = v
     if s["bad"]:
@@ -82,7 +92,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{sym}  valid={book.valid}  last_update_id={book.last_update_id}  ({lines} lines in {elapsed:.2f}s)")
+    print(
+        f"{sym}  valid={book.valid}  last_update_id={book.last_update_id}  ({lines} lines in {elapsed:.2f}s)"
+    )
     print(f"{'bid qty':>12} {'bid':>12} | {'ask':<12} {'ask qty':<12}")
     for i in range(max(len(bids), len(asks))):
         b = bids[i] if i < len(bids) else ["", ""]
@@ -93,6 +105,8 @@ def _replay(args: argparse.Namespace) -> int:
     chk = s["bookticker_checked"]
     dis = s["bookticker_disagreements"]
     rate = 100.0 * (chk - dis) / chk if chk else float("nan")
-    print(f"bookTicker: checked={chk} agreement={rate:.3f}% unexplained disagreements={dis} "
-          f"(book behind ticker, explained: {s['bookticker_behind']})")
+    print(
+        f"bookTicker: checked={chk} agreement={rate:.3f}% unexplained disagreements={dis} "
+        f"(book behind ticker, explained: {s['bookticker_behind']})"
+    )
     return 0

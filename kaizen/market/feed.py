@@ -80,11 +80,21 @@ class MarketFeed:
         self.recorder = recorder
         streams = [n for s in self.symbols for n in stream_names(s, depth_stream, extra_streams)]
         self.url = f"{self.ws_url}/stream?streams={'/'.join(streams)}"
-        self.processor = StreamProcessor(self.symbols, tick, lot, handler=handler, lineage=lineage,
-                                         request_snapshot=self._request_snapshot)
+        self.processor = StreamProcessor(
+            self.symbols, tick, lot, handler=handler, lineage=lineage, request_snapshot=self._request_snapshot
+        )
         self._counters = dict.fromkeys(
-            ("connects", "disconnects", "connect_errors", "rollovers", "snapshots_fetched", "snapshot_errors",
-             "stale_events"), 0)
+            (
+                "connects",
+                "disconnects",
+                "connect_errors",
+                "rollovers",
+                "snapshots_fetched",
+                "snapshot_errors",
+                "stale_events",
+            ),
+            0,
+        )
         self._tasks: set[asyncio.Task] = set()
         self._snap_pending: set[str] = set()
         self._transport: WSTransport | None = None
@@ -134,8 +144,11 @@ class MarketFeed:
         while not self._stopping:
             try:
                 transport, _ = await ws_connect(
-                    lambda: _Listener(self), self.url, enable_auto_ping=True,
-                    auto_ping_idle_timeout=self.ping_idle_s, auto_ping_reply_timeout=self.ping_idle_s,
+                    lambda: _Listener(self),
+                    self.url,
+                    enable_auto_ping=True,
+                    auto_ping_idle_timeout=self.ping_idle_s,
+                    auto_ping_reply_timeout=self.ping_idle_s,
                 )
             except Exception as exc:  # picows and the OS raise various types
                 self._counters["connect_errors"] += 1
@@ -147,7 +160,9 @@ class MarketFeed:
                 ts = time.time_ns()
                 for sym in self.symbols:
                     # Anything buffered belongs to the old connection: resync from a new snapshot.
-                    self.processor.invalidate(sym, "connected" if self._counters["connects"] == 1 else "reconnect", ts)
+                    self.processor.invalidate(
+                        sym, "connected" if self._counters["connects"] == 1 else "reconnect", ts
+                    )
                 try:
                     await asyncio.wait_for(transport.wait_disconnected(), timeout=self.rollover_s)
                 except TimeoutError:
@@ -190,7 +205,9 @@ class MarketFeed:
             await asyncio.sleep(0.05)
             while not self._stopping:
                 try:
-                    async with self._session.get(url, params={"symbol": symbol, "limit": str(self.snapshot_limit)}) as r:
+                    async with self._session.get(
+                        url, params={"symbol": symbol, "limit": str(self.snapshot_limit)}
+                    ) as r:
                         body = await r.read()
                         if r.status != 200:
                             raise OSError(f"HTTP {r.status}: {body[:120]!r}")

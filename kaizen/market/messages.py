@@ -117,6 +117,8 @@ def finite_pos(x: float) -> bool:
     return x > 0.0 and x < 1e15  # False for NaN too
 
 
-def stream_names(symbol: str, depth_stream: str = "depth@100ms", extra: tuple[str, ...] = ("aggTrade", "markPrice")) -> list[str]:
+def stream_names(
+    symbol: str, depth_stream: str = "depth@100ms", extra: tuple[str, ...] = ("aggTrade", "markPrice")
+) -> list[str]:
     s = symbol.lower()
     return [f"{s}@{depth_stream}", *(f"{s}@{x}" for x in extra)]

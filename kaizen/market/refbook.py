@@ -9,7 +9,14 @@ from sortedcontainers import SortedDict
 
 
 class PyOrderBook:
-    def __init__(self, tick_size: float, lot_size: float, price_precision: int = -1, qty_precision: int = -1, **_: object):
+    def __init__(
+        self,
+        tick_size: float,
+        lot_size: float,
+        price_precision: int = -1,
+        qty_precision: int = -1,
+        **_: object,
+    ):
         if not (tick_size > 0) or not (lot_size > 0):
             raise ValueError(f"tick_size and lot_size must be > 0, got {tick_size!r}, {lot_size!r}")
         self.tick_size = tick_size
@@ -94,8 +101,10 @@ class PyOrderBook:
 
     def depth(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         b, a = self.depth_ticks(n)
-        return ([(t * self.tick_size, q * self.lot_size) for t, q in b],
-                [(t * self.tick_size, q * self.lot_size) for t, q in a])
+        return (
+            [(t * self.tick_size, q * self.lot_size) for t, q in b],
+            [(t * self.tick_size, q * self.lot_size) for t, q in a],
+        )
 
     def imbalance(self, k: int) -> float:
         if k <= 0:

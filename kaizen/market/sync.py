@@ -41,8 +41,19 @@ MS = 1_000_000
 
 
 class SymbolState:
-    __slots__ = ("symbol", "book", "state", "last_u", "snap_id", "buffer", "tick", "lot", "bt_pending",
-                 "last_seen", "stale")
+    __slots__ = (
+        "symbol",
+        "book",
+        "state",
+        "last_u",
+        "snap_id",
+        "buffer",
+        "tick",
+        "lot",
+        "bt_pending",
+        "last_seen",
+        "stale",
+    )
 
     def __init__(self, symbol: str, book: OrderBook, max_buffer: int) -> None:
         self.symbol = symbol
@@ -60,10 +71,28 @@ class SymbolState:
 
 def _counter_names() -> list[str]:
     return [
-        "messages", "depthUpdate", "bookTicker", "trade", "aggTrade", "markPriceUpdate", "snapshot",
-        "bad", "unknown", "unknown_symbol", "gaps", "resyncs", "duplicates", "pre_snapshot_dropped",
-        "buffer_overflow", "stale_snapshot", "crossed", "levels", "bookticker_checked",
-        "bookticker_disagreements", "bookticker_behind", "bookticker_skipped",
+        "messages",
+        "depthUpdate",
+        "bookTicker",
+        "trade",
+        "aggTrade",
+        "markPriceUpdate",
+        "snapshot",
+        "bad",
+        "unknown",
+        "unknown_symbol",
+        "gaps",
+        "resyncs",
+        "duplicates",
+        "pre_snapshot_dropped",
+        "buffer_overflow",
+        "stale_snapshot",
+        "crossed",
+        "levels",
+        "bookticker_checked",
+        "bookticker_disagreements",
+        "bookticker_behind",
+        "bookticker_skipped",
     ]
 
 
@@ -241,8 +270,9 @@ class StreamProcessor:
         st.buffer.clear()
         st.bt_pending.clear()
         if self.lineage is not None:
-            self.lineage.append(BookResync(id=new_id(), ts=ts, symbol=st.symbol, reason=reason,
-                                           last_update_id=st.last_u))
+            self.lineage.append(
+                BookResync(id=new_id(), ts=ts, symbol=st.symbol, reason=reason, last_update_id=st.last_u)
+            )
         if was_valid:
             self._status(st.symbol, ts, "invalid", reason)
         self._want_snapshot(st)
@@ -328,10 +358,14 @@ class StreamProcessor:
         self.stats["bookticker_disagreements"] += 1
         book = st.book
         if len(self.disagreements) < 20:
-            self.disagreements.append({
-                "u": m.u, "book_u": st.last_u, "ticker": [m.b, m.B, m.a, m.A],
-                "book": [book.best_bid(), book.best_bid_qty(), book.best_ask(), book.best_ask_qty()],
-            })
+            self.disagreements.append(
+                {
+                    "u": m.u,
+                    "book_u": st.last_u,
+                    "ticker": [m.b, m.B, m.a, m.A],
+                    "book": [book.best_bid(), book.best_bid_qty(), book.best_ask(), book.best_ask_qty()],
+                }
+            )
 
     # --- trades, mark price ---------------------------------------------------------------------------
     def _on_trade(self, st: SymbolState, m: Trade | AggTrade, recv_ns: int) -> None:

@@ -8,8 +8,8 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kaizen.ext.book import OrderBook
 
+from kaizen.ext.book import OrderBook
 from kaizen.market.refbook import PyOrderBook
 
 CENTER = 600_000  # ticks (60,000.0 at tick 0.1)
@@ -136,7 +136,14 @@ def test_bad_levels_rejected(impl):
     for args in ((True, 0, 1), (True, -5, 1), (False, 10, -1)):
         with pytest.raises(ValueError):
             book.set_level(*args)
-    for price, qty in ((float("nan"), 1.0), (100.0, float("nan")), (-1.0, 1.0), (100.0, -1.0), (1e300, 1.0), (float("inf"), 1.0)):
+    for price, qty in (
+        (float("nan"), 1.0),
+        (100.0, float("nan")),
+        (-1.0, 1.0),
+        (100.0, -1.0),
+        (1e300, 1.0),
+        (float("inf"), 1.0),
+    ):
         with pytest.raises(ValueError):
             book.set(True, price, qty)
     assert book.best_bid_tick is None

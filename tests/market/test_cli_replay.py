@@ -21,8 +21,12 @@ def test_replay_json_shape(shared_data):
     for side in ("bids", "asks"):
         lv = out["top"][side]
         assert len(lv) == 5 and all(isinstance(p, str) and isinstance(q, str) for p, q in lv)
-        assert all(len(p.split(".")[1]) == 2 and len(q.split(".")[1]) == 3 for p, q in lv)  # as the venue prints
-    assert [float(p) for p, _ in out["top"]["bids"]] == sorted((float(p) for p, _ in out["top"]["bids"]), reverse=True)
+        assert all(
+            len(p.split(".")[1]) == 2 and len(q.split(".")[1]) == 3 for p, q in lv
+        )  # as the venue prints
+    assert [float(p) for p, _ in out["top"]["bids"]] == sorted(
+        (float(p) for p, _ in out["top"]["bids"]), reverse=True
+    )
     assert [float(p) for p, _ in out["top"]["asks"]] == sorted(float(p) for p, _ in out["top"]["asks"])
     assert float(out["top"]["bids"][0][0]) < float(out["top"]["asks"][0][0])
     assert out["messages"] == {"depthUpdate": 6551, "bookTicker": 66089, "trade": 21313, "snapshot": 1}

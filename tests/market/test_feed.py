@@ -104,9 +104,20 @@ async def run_feed(venue, until, stale_after_ms=5000, timeout=20.0, **kw):
     await site.start()
     rest_port = site._server.sockets[0].getsockname()[1]
     handler, lineage = Handler(), Collect()
-    feed = MarketFeed(f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}", ["BTCUSDT"], {"BTCUSDT": 0.1},
-                      {"BTCUSDT": 0.001}, handler, lineage=lineage, stale_after_ms=stale_after_ms,
-                      depth_stream="depth@0ms", extra_streams=("bookTicker", "trade"), backoff_initial_s=0.05, **kw)
+    feed = MarketFeed(
+        f"ws://127.0.0.1:{ws_port}",
+        f"http://127.0.0.1:{rest_port}",
+        ["BTCUSDT"],
+        {"BTCUSDT": 0.1},
+        {"BTCUSDT": 0.001},
+        handler,
+        lineage=lineage,
+        stale_after_ms=stale_after_ms,
+        depth_stream="depth@0ms",
+        extra_streams=("bookTicker", "trade"),
+        backoff_initial_s=0.05,
+        **kw,
+    )
     await feed.start()
     try:
         loop = asyncio.get_running_loop()
@@ -133,8 +144,12 @@ def test_feed_syncs_from_real_stream(lines):
 
 def test_feed_reconnects_and_resyncs(lines):
     venue = Venue(lines, drop_after=1500)
-    feed, h, lin = asyncio.run(run_feed(
-        venue, lambda f, h: f.stats["connects"] >= 2 and f.book("BTCUSDT").valid and f.stats["messages"] > 3000))
+    feed, h, lin = asyncio.run(
+        run_feed(
+            venue,
+            lambda f, h: f.stats["connects"] >= 2 and f.book("BTCUSDT").valid and f.stats["messages"] > 3000,
+        )
+    )
     s = feed.stats
     assert s["connects"] >= 2 and s["snapshots_fetched"] >= 2
     assert feed.book("BTCUSDT").valid
@@ -145,9 +160,13 @@ def test_feed_reconnects_and_resyncs(lines):
 
 def test_watchdog_marks_stale_then_recovers(lines):
     venue = Venue(lines, pause_after=2000, pause_s=0.6)
-    feed, h, lin = asyncio.run(run_feed(
-        venue, lambda f, h: "stale" in h.status and f.stats["messages"] > 3000 and f.book("BTCUSDT").valid,
-        stale_after_ms=150))
+    feed, h, lin = asyncio.run(
+        run_feed(
+            venue,
+            lambda f, h: "stale" in h.status and f.stats["messages"] > 3000 and f.book("BTCUSDT").valid,
+            stale_after_ms=150,
+        )
+    )
     assert feed.stats["stale_events"] >= 1
     i = h.status.index("stale")
     assert "valid" in h.status[i + 1 :]
@@ -158,9 +177,13 @@ def test_watchdog_marks_stale_then_recovers(lines):
 def test_connection_rollover_renews_and_resyncs(lines):
     # Binance cuts connections at 24 h; the feed renews before that (here after 0.3 s).
     venue = Venue(lines)
-    feed, h, lin = asyncio.run(run_feed(
-        venue, lambda f, h: f.stats["rollovers"] >= 1 and f.book("BTCUSDT").valid and f.stats["connects"] >= 2,
-        rollover_s=0.3))
+    feed, h, lin = asyncio.run(
+        run_feed(
+            venue,
+            lambda f, h: f.stats["rollovers"] >= 1 and f.book("BTCUSDT").valid and f.stats["connects"] >= 2,
+            rollover_s=0.3,
+        )
+    )
     s = feed.stats
     assert s["rollovers"] >= 1 and s["connects"] >= 2 and s["snapshots_fetched"] >= 2
     assert feed.book("BTCUSDT").valid and s["bookticker_disagreements"] == 0

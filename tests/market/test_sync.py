@@ -43,9 +43,15 @@ class Handler:
 
 
 def make(lineage=None, handler=None, requests=None):
-    return StreamProcessor(["BTCUSDT"], {"BTCUSDT": 0.1}, {"BTCUSDT": 0.001}, handler=handler, lineage=lineage,
-                           request_snapshot=(requests.append if requests is not None else None),
-                           book_kwargs={"price_precision": 2, "qty_precision": 3})
+    return StreamProcessor(
+        ["BTCUSDT"],
+        {"BTCUSDT": 0.1},
+        {"BTCUSDT": 0.001},
+        handler=handler,
+        lineage=lineage,
+        request_snapshot=(requests.append if requests is not None else None),
+        book_kwargs={"price_precision": 2, "qty_precision": 3},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +71,13 @@ def feed(proc, lines):
 def test_real_capture_syncs_and_agrees_with_bookticker(shared_data):
     path = shared_data / CAPTURE
     inst = infer_instrument(path)
-    assert inst == {"symbol": "BTCUSDT", "tick_size": 0.1, "lot_size": 0.001, "price_precision": 2, "qty_precision": 3}
+    assert inst == {
+        "symbol": "BTCUSDT",
+        "tick_size": 0.1,
+        "lot_size": 0.001,
+        "price_precision": 2,
+        "qty_precision": 3,
+    }
     h, lin = Handler(), Collect()
     proc = make(lin, h)
     replay(path, proc, "BTCUSDT")
@@ -118,7 +130,9 @@ def test_gap_marks_invalid_logs_and_resyncs(lines):
     ref = make()
     feed(ref, lines[:k])
     bids, asks = ref.book("BTCUSDT").depth_strings(100_000)
-    snap = json.dumps({"lastUpdateId": ref.book("BTCUSDT").last_update_id, "bids": bids, "asks": asks}).encode()
+    snap = json.dumps(
+        {"lastUpdateId": ref.book("BTCUSDT").last_update_id, "bids": bids, "asks": asks}
+    ).encode()
     feed(ref, lines[k:])
     proc2 = make(Collect(), Handler(), [])
     feed(proc2, lines[:drop] + lines[drop + 1 : k + 5])
@@ -154,15 +168,23 @@ def test_duplicate_and_out_of_order_diffs(lines):
     assert proc2.stats["gaps"] == 1 and not proc2.book("BTCUSDT").valid
 
 
-@pytest.mark.parametrize("bad", [
-    b"not json", b"{}", b'{"stream":"x","data":{}}', b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT"}}',
-    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"NaN","q":"1","m":true}}',
-    b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"-5","q":"1","m":true}}',
-    b'{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1e400"}}',
-    b'\xff\xfe', b"", b"[" * 10000,
-    b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}}',
-    b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"1","B":"-1","a":"1e308","A":"1"}}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"not json",
+        b"{}",
+        b'{"stream":"x","data":{}}',
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT"}}',
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"NaN","q":"1","m":true}}',
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"-5","q":"1","m":true}}',
+        b'{"stream":"btcusdt@markPrice","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1e400"}}',
+        b"\xff\xfe",
+        b"",
+        b"[" * 10000,
+        b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}}',
+        b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"1","B":"-1","a":"1e308","A":"1"}}',
+    ],
+)
 def test_malformed_messages_are_counted_not_raised(bad):
     lin = Collect()
     proc = make(lin)
@@ -171,11 +193,22 @@ def test_malformed_messages_are_counted_not_raised(bad):
     assert isinstance(lin.records[-1], BadMessage)
 
 
-@pytest.mark.parametrize("levels", [
-    '[["NaN","1.000"]]', '[["-61800.00","1.000"]]', '[["61800.00","-1"]]', '[["61800.05","1.000"]]',
-    '[["99999999999999999999999","1.000"]]', '[["61800.00","1.0001"]]', '[["61800.00"]]', '[["61800.00","1.000"]',
-    '[[61800.00,"1.000"]]', '[["","1"]]', '[["1.2.3","1"]]',
-])
+@pytest.mark.parametrize(
+    "levels",
+    [
+        '[["NaN","1.000"]]',
+        '[["-61800.00","1.000"]]',
+        '[["61800.00","-1"]]',
+        '[["61800.05","1.000"]]',
+        '[["99999999999999999999999","1.000"]]',
+        '[["61800.00","1.0001"]]',
+        '[["61800.00"]]',
+        '[["61800.00","1.000"]',
+        '[[61800.00,"1.000"]]',
+        '[["","1"]]',
+        '[["1.2.3","1"]]',
+    ],
+)
 def test_bad_depth_levels_pause_the_symbol(lines, levels):
     lin = Collect()
     proc = make(lin)
