@@ -356,35 +356,60 @@ class Exchange:
         return min(want, abs(pos.lots))
 
     def match_resting(self, mkt: SymbolMarket, trades: list[Trade]) -> None:
-        """Fill our resting limit orders that the market traded through (maker fills)."""
-        lst = self.open_by_symbol[mkt.spec.symbol]
+        """Fill our resting limit orders that the market traded through (maker fills at the order's
+        price). The liquidity that can hit them is the synthetic ladder on the other side at prices
+        through the order (consumed as it fills) plus background trades printed through it; it is
+        handed out in price-time priority."""
+        sym = mkt.spec.symbol
+        lst = self.open_by_symbol[sym]
         if not lst:
             return
-        ask, bid = mkt.best_ask(), mkt.best_bid()
-        low = min((t.price_ticks for t in trades), default=None)
-        high = max((t.price_ticks for t in trades), default=None)
-        buys = sorted((o for o in lst if o.side == "BUY"), key=lambda o: (-o.price_ticks, o.order_id))
-        sells = sorted((o for o in lst if o.side == "SELL"), key=lambda o: (o.price_ticks, o.order_id))
-        for o in buys:
-            if ask <= o.price_ticks or (low is not None and low < o.price_ticks):
-                self._fill_resting(o)
-        for o in sells:
-            if bid >= o.price_ticks or (high is not None and high > o.price_ticks):
-                self._fill_resting(o)
-        self.open_by_symbol[mkt.spec.symbol] = [o for o in lst if o.is_open]
+        for side in ("BUY", "SELL"):
+            buy = side == "BUY"
+            orders = sorted((o for o in lst if o.side == side and o.is_open),
+                            key=lambda o: (-o.price_ticks if buy else o.price_ticks, o.order_id))
+            if not orders:
+                continue
+            book = mkt.asks if buy else mkt.bids
+            pool = [[t.price_ticks, t.lots] for t in trades]
+            for o in orders:
+                want = o.remaining
+                if self.partial_fill_ratio > 0:
+                    want = max(1, min(want, int(math.ceil(o.lots * self.partial_fill_ratio))))
+                if o.reduce_only:
+                    want = self._trim_reduce_only(o, want)
+                    if want <= 0:
+                        self._cancel(o, "EXPIRED")
+                        continue
+                got = 0
+                levels = [p for p in book if (p <= o.price_ticks if buy else p >= o.price_ticks)]
+                for p in sorted(levels, reverse=not buy):
+                    if got >= want:
+                        break
+                    take = min(want - got, book[p])
+                    book[p] -= take
+                    if book[p] <= 0:
+                        del book[p]
+                    got += take
+                for row in pool:
+                    if got >= want:
+                        break
+                    if row[1] > 0 and (row[0] < o.price_ticks if buy else row[0] > o.price_ticks):
+                        take = min(want - got, row[1])
+                        row[1] -= take
+                        got += take
+                if got > 0:
+                    self._fill(o, o.price_ticks, got, maker=True)
+        self.open_by_symbol[sym] = [o for o in lst if o.is_open]
 
-    def _fill_resting(self, o: Order) -> None:
-        want = o.remaining
-        if self.partial_fill_ratio > 0:
-            want = max(1, min(want, int(math.ceil(o.lots * self.partial_fill_ratio))))
-        if o.reduce_only:
-            want = self._trim_reduce_only(o, want)
-            if want <= 0:
-                o.status = "EXPIRED"
-                o.update_ms = self._now()
-                self._emit_order(o, "EXPIRED")
-                return
-        self._fill(o, o.price_ticks, want, maker=True)
+    def resting_levels(self, symbol: str) -> tuple[dict[int, int], dict[int, int]]:
+        """Our open limit orders aggregated by price (they are part of the public book)."""
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        for o in self.open_by_symbol[symbol]:
+            side = bids if o.side == "BUY" else asks
+            side[o.price_ticks] = side.get(o.price_ticks, 0) + o.remaining
+        return bids, asks
 
     def cancel(self, symbol: str, order_id: str | None, client_id: str | None) -> dict[str, Any]:
         self.spec(symbol)

@@ -149,20 +149,30 @@ class SymbolMarket:
             self.last_trade_ticks = price
         return out
 
-    def diff(self) -> tuple[list[list[str]], list[list[str]]] | None:
-        """Changes of the working ladder against the published one, as Binance depth rows;
-        updates the published state and the update id. None when nothing changed."""
+    def diff(
+        self, own_bids: dict[int, int] | None = None, own_asks: dict[int, int] | None = None
+    ) -> tuple[list[list[str]], list[list[str]]] | None:
+        """Changes of the public book (working ladder + our resting orders) against the published
+        one, as Binance depth rows; updates the published state. None when nothing changed."""
         fp, fq = self.spec.fmt_price, self.spec.fmt_qty
-        b = _changes(self.pub_bids, self.bids)
-        a = _changes(self.pub_asks, self.asks)
+        bids, asks = _merge(self.bids, own_bids), _merge(self.asks, own_asks)
+        b = _changes(self.pub_bids, bids)
+        a = _changes(self.pub_asks, asks)
         if not b and not a:
             return None
-        self.pub_bids = dict(self.bids)
-        self.pub_asks = dict(self.asks)
+        self.pub_bids = bids
+        self.pub_asks = asks
         return (
             [[fp(p), fq(q)] for p, q in sorted(b, reverse=True)],
             [[fp(p), fq(q)] for p, q in sorted(a)],
         )
+
+
+def _merge(ladder: dict[int, int], own: dict[int, int] | None) -> dict[int, int]:
+    out = dict(ladder)
+    for p, q in (own or {}).items():
+        out[p] = out.get(p, 0) + q
+    return out
 
 
 def _changes(old: dict[int, int], new: dict[int, int]) -> list[tuple[int, int]]:

@@ -315,7 +315,7 @@ class Simulator:
         if own:
             self.exchange.public_trades = [(s, t) for s, t in self.exchange.public_trades if s != sym]
         self._bar(m, now, bg + own)
-        d = m.diff()
+        d = m.diff(*self.exchange.resting_levels(sym))
         hub = self.ws
         if d is not None:
             b, a = d
