@@ -55,3 +55,10 @@ def test_sim_cli_bad_input_is_one_line_exit_2() -> None:
     assert proc.returncode == 2
     assert "DOGEUSDT" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert out == ""
+
+
+def test_sim_cli_replay_missing_data_is_one_line_exit_2(tmp_path) -> None:  # noqa: ANN001
+    proc = _spawn("--replay", str(tmp_path), "--symbols", "SOLUSDT")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and out == ""
+    assert str(tmp_path) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

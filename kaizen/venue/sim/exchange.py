@@ -539,7 +539,8 @@ class Exchange:
             t = self.next_funding
             for sym, mkt in self.markets.items():
                 avg = mkt.prem_sum / mkt.prem_time if mkt.prem_time > 0 else mkt.current_premium()
-                rate = funding_rate(avg)
+                recorded = mkt.replay.funding_rate(t) if mkt.replay is not None else None
+                rate = recorded if recorded is not None else funding_rate(avg)
                 mkt.prem_sum = mkt.prem_time = 0.0
                 mark = mkt.mark
                 self.funding_history[sym].append(

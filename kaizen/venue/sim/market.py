@@ -15,8 +15,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kaizen.venue.sim.spec import SymbolSpec
+
+if TYPE_CHECKING:
+    from kaizen.venue.sim.replay import ReplaySeries
 
 YEAR_S = 365.0 * 86_400.0
 LEVELS = 20
@@ -57,6 +61,7 @@ class SymbolMarket:
     prem_sum: float = 0.0
     prem_time: float = 0.0
     last_trade_ticks: int = 0
+    replay: ReplaySeries | None = None  # real candles drive the index instead of the random walk
 
     def __post_init__(self) -> None:
         self.anchor = self.index
@@ -97,11 +102,19 @@ class SymbolMarket:
         return 0.0 if self.scripted is not None else self.premium
 
     # -- evolution --------------------------------------------------------------------------
-    def step(self, dt: float, common_z: float) -> None:
+    def step(self, dt: float, common_z: float, now_ms: int = 0) -> None:
         """Advance the price process by dt sim seconds (no book rebuild)."""
         if dt <= 0:
             return
         rng = self.rng
+        if self.replay is not None:
+            self.prem_sum += self.current_premium() * dt
+            self.prem_time += dt
+            if self.scripted is None:
+                self.index = self.replay.price_at(now_ms)
+                a = min(1.0, dt / 3_600.0)
+                self.premium += a * (0.0001 - self.premium) + 0.0003 * math.sqrt(2 * a) * rng.gauss(0.0, 1.0)
+            return
         if rng.random() < dt / REGIME_MEAN_S:
             self.trend = rng.random() < 0.5
             self.high_vol = rng.random() < 0.35

@@ -75,6 +75,9 @@ class Simulator:
         publish_interval_s: float = 0.1,
         default_leverage: int = 20,
         faults: dict[str, Any] | None = None,
+        replay_dir: str | None = None,
+        replay_interval: str = "1h",
+        replay_start_ms: int | None = None,
     ) -> None:
         unknown = [s for s in symbols if s not in SPECS]
         if unknown:
@@ -88,6 +91,13 @@ class Simulator:
         self.host = host
         self.port = port
         self.publish_interval_s = publish_interval_s
+        series = {}
+        if replay_dir is not None:
+            from kaizen.venue.sim.replay import load_replay
+
+            series = {s: load_replay(replay_dir, s, replay_interval) for s in symbols}
+            common = max(x.start_ms for x in series.values())
+            start_time_ms = replay_start_ms if replay_start_ms is not None else common
         self.start_time_ms = start_time_ms
         self._t0 = time.monotonic()
         self._offset_ms = 0.0
@@ -96,8 +106,11 @@ class Simulator:
         for i, s in enumerate(symbols):
             spec = SPECS[s]
             r = random.Random(seed * 1_000_003 + i)
-            start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
-            self.markets[s] = SymbolMarket(spec, r, start)
+            if s in series:
+                start = series[s].price_at(start_time_ms)
+            else:
+                start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
+            self.markets[s] = SymbolMarket(spec, r, start, replay=series.get(s))
         self.exchange = Exchange(self.markets, self.now_ms, starting_balance, maker_fee, taker_fee,
                                  default_leverage)
         self.faults = Faults()
@@ -119,6 +132,7 @@ class Simulator:
         self.rest_url = ""
         self.ws_url = ""
         self.steps = 0
+        self.step_errors = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -275,7 +289,9 @@ class Simulator:
             try:
                 self.step_once()
             except Exception:  # keep serving; a bug in one step must not kill the venue
-                log.exception("simulator step failed")
+                self.step_errors += 1
+                if self.step_errors <= 3 or self.step_errors % 1000 == 0:  # never flood a parent's pipe
+                    log.exception("simulator step failed (%d so far)", self.step_errors)
 
     def step_once(self) -> None:
         wall = time.monotonic()
@@ -307,7 +323,7 @@ class Simulator:
         spec = m.spec
         sym = spec.symbol
         low = sym.lower()
-        m.step(dt, z)
+        m.step(dt, z, now)
         m.rebuild(now)
         bg = m.background_trades(now, self.rng.randint(0, 2)) if trades else []
         self.exchange.match_resting(m, bg)
