@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay-interval", default="1h", help="candle interval to replay (default 1h)")
     p.add_argument("--replay-start", default=None, metavar="YYYY-MM-DD",
                    help="sim clock start (default: the first time every symbol has data)")
+    p.add_argument("--faults", default=None, metavar="JSON",
+                   help="fault injection at start, as POST /_sim/faults takes it, e.g. "
+                        "'{\"rest_5xx\": 2, \"latency_ms\": 50}' (or @FILE)")
     p.set_defaults(func=_sim)
 
 
@@ -47,6 +50,28 @@ def _sim(args: argparse.Namespace) -> int:
     bad = [s for s in symbols if s not in SPECS]
     if bad or not symbols:
         raise KaizenError(f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})")
+    faults = None
+    if args.faults:
+        import json
+
+        text = args.faults
+        if text.startswith("@"):
+            try:
+                text = open(text[1:]).read()
+            except OSError as exc:
+                raise KaizenError(f"--faults: cannot read {text[1:]}: {exc.strerror}") from None
+        try:
+            faults = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise KaizenError(f"--faults: not JSON ({exc.msg} at char {exc.pos})") from None
+        if not isinstance(faults, dict):
+            raise KaizenError("--faults: expected a JSON object")
+        from kaizen.venue.sim.simulator import Faults
+
+        known = set(Faults.__dataclass_fields__)
+        bad = [k for k in faults if k not in known]
+        if bad:
+            raise KaizenError(f"--faults: unknown fault {bad[0]!r} (known: {', '.join(sorted(known))})")
     start_ms = None
     if args.replay_start:
         from datetime import UTC, datetime
@@ -73,7 +98,7 @@ def _sim(args: argparse.Namespace) -> int:
         sim = Simulator(seed=args.seed, speed=args.speed, symbols=symbols, api_key=args.api_key,
                         api_secret=args.api_secret, host=args.host, port=args.port, ws_port=args.ws_port,
                         starting_balance=args.balance, replay_dir=args.replay,
-                        replay_interval=args.replay_interval, replay_start_ms=start_ms)
+                        replay_interval=args.replay_interval, replay_start_ms=start_ms, faults=faults)
         try:
             await sim.start()
         except OSError as exc:

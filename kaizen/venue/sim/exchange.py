@@ -526,6 +526,7 @@ class Exchange:
             self._income(symbol, "COMMISSION", -fee, now, trade_id)
         if order is not None:
             self._emit_order(order, "TRADE", entry)
+        self._emit_account("ORDER", symbol)
 
     def _income(self, symbol: str, kind: str, amount: float, now: int, trade_id: int | str = "") -> None:
         self.income.append(
@@ -558,6 +559,7 @@ class Exchange:
                     {"symbol": sym, "time": t, "rate": rate, "mark": mark, "qty": qty, "payment": payment}
                 )
                 self._income(sym, "FUNDING_FEE", payment, t)
+                self._emit_account("FUNDING_FEE", sym)
             self.next_funding = t + 8 * 3_600_000
 
     def check_liquidations(self) -> None:
@@ -813,6 +815,27 @@ class Exchange:
                 "L": fill["price_str"] if fill else "0", "n": f"{fill['commission']:.8f}" if fill else "0",
                 "N": "USDT", "T": now, "t": fill["id"] if fill else 0, "m": fill["maker"] if fill else False,
                 "R": o.reduce_only, "ps": "BOTH", "rp": f"{fill['realizedPnl']:.8f}" if fill else "0",
+            },
+        }
+        for cb in list(self.listeners):
+            cb(ev)
+
+
+    def _emit_account(self, reason: str, symbol: str) -> None:
+        if not self.listeners:
+            return
+        now = self._now()
+        p = self.account.positions[symbol]
+        spec = self.markets[symbol].spec
+        ev = {
+            "e": "ACCOUNT_UPDATE", "E": now, "T": now,
+            "a": {
+                "m": reason,
+                "B": [{"a": "USDT", "wb": f"{self.account.wallet:.8f}", "cw": f"{self.cross_wallet():.8f}",
+                       "bc": "0"}],
+                "P": [{"s": symbol, "pa": spec.fmt_qty(p.lots), "ep": f"{p.entry:.8f}", "cr": "0",
+                       "up": f"{self.upnl(p):.8f}", "mt": "isolated" if p.isolated else "cross",
+                       "iw": f"{p.iso_margin:.8f}", "ps": "BOTH"}],
             },
         }
         for cb in list(self.listeners):

@@ -353,6 +353,17 @@ class Simulator:
                 hub.publish(low + "@trade", {"e": "trade", "E": now, "T": t.time_ms, "s": sym,
                                              "t": t.trade_id, "p": spec.fmt_price(t.price_ticks),
                                              "q": spec.fmt_qty(t.lots), "X": "MARKET", "m": t.buyer_maker})
+        for n in (5, 10, 20):
+            names = [f"{low}@depth{n}", f"{low}@depth{n}@100ms", f"{low}@depth{n}@250ms", f"{low}@depth{n}@500ms"]
+            live = [x for x in names if hub.wants(x)]
+            if live:
+                ev = {"e": "depthUpdate", "E": now, "T": now, "s": sym, "U": m.last_u, "u": m.last_u,
+                      "pu": m.last_u,
+                      "b": [[spec.fmt_price(k), spec.fmt_qty(m.pub_bids[k])]
+                            for k in sorted(m.pub_bids, reverse=True)[:n]],
+                      "a": [[spec.fmt_price(k), spec.fmt_qty(m.pub_asks[k])] for k in sorted(m.pub_asks)[:n]]}
+                for x in live:
+                    hub.publish(x, ev)
         if hub.wants(low + "@bookticker") and m.pub_bids and m.pub_asks:
             bb, ba = max(m.pub_bids), min(m.pub_asks)
             hub.publish(low + "@bookticker", {"e": "bookTicker", "u": m.last_u, "s": sym,
