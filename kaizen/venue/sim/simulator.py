@@ -14,6 +14,7 @@ import logging
 import random
 import secrets
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -129,6 +130,9 @@ class Simulator:
         self._next_mark_3s = 0.0
         self._next_drop = 0.0
         self._bars: dict[str, list[list[float]]] = {s: [] for s in self.markets}
+        self._mark_bars: dict[str, list[list[float]]] = {s: [] for s in self.markets}
+        self._index_bars: dict[str, list[list[float]]] = {s: [] for s in self.markets}
+        self.recent_trades: dict[str, deque[Any]] = {s: deque(maxlen=1000) for s in self.markets}
         self.rest_url = ""
         self.ws_url = ""
         self.steps = 0
@@ -331,6 +335,7 @@ class Simulator:
         if own:
             self.exchange.public_trades = [(s, t) for s, t in self.exchange.public_trades if s != sym]
         self._bar(m, now, bg + own)
+        self.recent_trades[sym].extend(own + bg)
         d = m.diff(*self.exchange.resting_levels(sym))
         hub = self.ws
         if d is not None:
@@ -382,10 +387,15 @@ class Simulator:
                                    "i": f"{m.index_price:.8f}", "r": f"{m.funding_estimate():.8f}", "T": nft})
 
     def _bar(self, m: SymbolMarket, now: int, trades: list[Any]) -> None:
-        bars = self._bars[m.spec.symbol]
-        t0 = now // 60_000 * 60_000
-        px = m.spec.price_of(m.last_price_ticks())
+        sym = m.spec.symbol
         vol = sum(m.spec.qty_of(t.lots) for t in trades)
+        self._bar_into(self._bars[sym], now, m.spec.price_of(m.last_price_ticks()), vol)
+        self._bar_into(self._mark_bars[sym], now, m.mark, 0.0)
+        self._bar_into(self._index_bars[sym], now, m.index_price, 0.0)
+
+    @staticmethod
+    def _bar_into(bars: list[list[float]], now: int, px: float, vol: float) -> None:
+        t0 = now // 60_000 * 60_000
         if not bars or bars[-1][0] != t0:
             bars.append([t0, px, px, px, px, 0.0])
             if len(bars) > 1500:
@@ -396,7 +406,9 @@ class Simulator:
         b[4] = px
         b[5] += vol
 
-    def klines(self, symbol: str, interval: str, limit: int) -> list[list[Any]]:
+    def klines(self, symbol: str, interval: str, limit: int, source: str = "last") -> list[list[Any]]:
+        """1-minute bars built from what the simulator published (last trade, mark or index
+        price), aggregated to `interval`; the history starts when the simulator did."""
         ms = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
               "1h": 3_600_000, "4h": 14_400_000, "8h": 28_800_000, "1d": 86_400_000}.get(interval)
         if ms is None:
@@ -405,7 +417,8 @@ class Simulator:
             raise SimError(-1120, "Invalid interval.")
         spec = self.markets[symbol].spec
         agg: dict[int, list[float]] = {}
-        for t, o, h, lo, c, v in self._bars[symbol]:
+        src = {"last": self._bars, "mark": self._mark_bars, "index": self._index_bars}[source]
+        for t, o, h, lo, c, v in src[symbol]:
             k = int(t) // ms * ms
             if k not in agg:
                 agg[k] = [o, h, lo, c, v]
