@@ -84,3 +84,25 @@ def test_price_time_priority_and_own_orders_in_the_public_book() -> None:
             assert all(t["maker"] and t["price"] == p for t in sim.trade_log)
 
     run(go())
+
+
+def test_amend_keeps_the_id_and_loses_priority_and_leverage_cap() -> None:
+    async def go() -> None:
+        async with sim_and_client(starting_balance=1_000_000.0, **QUIET) as (sim, ex):
+            await _pin(sim, 42_100.05)
+            p = 42_000.0
+            a = await ex.create_order(BTC, "limit", "buy", 6.0, p - 0.1, {"newClientOrderId": "amend-me"})
+            b = await ex.create_order(BTC, "limit", "buy", 6.0, p, {"newClientOrderId": "stays"})
+            e = await ex.edit_order(a["id"], BTC, "limit", "buy", 6.0, p)
+            assert e["id"] == a["id"] and e["price"] == p and e["status"] == "open"
+            await _pin(sim, p - 0.05)  # only the ask level at p trades through
+            fa, fb = [(await ex.fetch_order(o["id"], BTC))["filled"] for o in (a, b)]
+            level = sum(t["qty"] for t in sim.trade_log)
+            assert fb == pytest.approx(min(6.0, level)) and fa == pytest.approx(max(0.0, level - 6.0))
+            # 125x allows 50k notional on BTC (bracket 1): a bigger position is refused
+            await ex.cancel_all_orders(BTC)
+            await ex.set_leverage(125, BTC)
+            with pytest.raises(ccxt.ExchangeError, match="-2027"):
+                await ex.create_order(BTC, "market", "buy", 2.0)
+
+    run(go())

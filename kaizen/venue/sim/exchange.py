@@ -64,6 +64,10 @@ class Order:
     cum_quote: float = 0.0
     status: str = "NEW"
     update_ms: int = 0
+    prio: int = 0  # time priority: creation order, renewed by an amend
+
+    def __post_init__(self) -> None:
+        self.prio = self.prio or self.order_id
 
     @property
     def remaining(self) -> int:
@@ -293,6 +297,9 @@ class Exchange:
             need = spec.qty_of(inc) * ref_price / pos.leverage
             if inc > 0 and need > self.available() + 1e-9:
                 raise SimError(-2019, "Margin is insufficient.")
+            cap = max((b.notional_cap for b in spec.brackets if b.max_leverage >= pos.leverage), default=0.0)
+            if inc > 0 and abs(spec.qty_of(pos.lots + signed)) * ref_price > cap:
+                raise SimError(-2027, "Exceeded the maximum allowable position at current leverage.")
         if tif == "GTX" and otype == "LIMIT":
             crosses = price_ticks >= mkt.best_ask() if side == "BUY" else price_ticks <= mkt.best_bid()
             if crosses:
@@ -367,7 +374,7 @@ class Exchange:
         for side in ("BUY", "SELL"):
             buy = side == "BUY"
             orders = sorted((o for o in lst if o.side == side and o.is_open),
-                            key=lambda o: (-o.price_ticks if buy else o.price_ticks, o.order_id))
+                            key=lambda o: (-o.price_ticks if buy else o.price_ticks, o.prio))
             if not orders:
                 continue
             book = mkt.asks if buy else mkt.bids
@@ -410,6 +417,43 @@ class Exchange:
             side = bids if o.side == "BUY" else asks
             side[o.price_ticks] = side.get(o.price_ticks, 0) + o.remaining
         return bids, asks
+
+    def amend(self, params: dict[str, str]) -> dict[str, Any]:
+        """PUT /fapi/v1/order: new price and/or quantity of an open LIMIT order. The order keeps its
+        id and loses its time priority; if the new price is marketable it takes at once."""
+        symbol = params.get("symbol", "")
+        spec = self.spec(symbol)
+        o = self._find(symbol, params.get("orderId"), params.get("origClientOrderId"), -2013, "Order does not exist.")
+        if not o.is_open:
+            raise SimError(-2013, "Order does not exist.")
+        if o.type != "LIMIT":
+            raise SimError(-4190, "Only limit orders can be modified.")
+        if params.get("side", o.side).upper() != o.side:
+            raise SimError(-1117, "Invalid side.")
+        lots = spec.to_lots(params.get("quantity", spec.fmt_qty(o.lots)))
+        ticks = spec.to_ticks(params.get("price", spec.fmt_price(o.price_ticks)))
+        if lots is None or ticks is None:
+            raise SimError(-1111, "Precision is over the maximum defined for this asset.")
+        if lots <= o.filled_lots:
+            raise SimError(-4003, "Quantity less than or equal to zero.")
+        if lots == o.lots and ticks == o.price_ticks:
+            raise SimError(-5027, "No need to modify the order.")
+        mkt = self.markets[symbol]
+        px = spec.price_of(ticks)
+        if px > mkt.mark * PERCENT_UP or px < mkt.mark * PERCENT_DOWN:
+            raise SimError(-4016 if px > mkt.mark else -4024, "Limit price out of the allowed band.")
+        crosses = ticks >= mkt.best_ask() if o.side == "BUY" else ticks <= mkt.best_bid()
+        if crosses and o.tif == "GTX":
+            raise SimError(-5022, "Due to the order could not be executed as maker, the Post Only order will be rejected.")
+        o.lots, o.price_ticks = lots, ticks
+        o.prio = next(self._order_ids)
+        o.update_ms = self._now()
+        self._emit_order(o, "AMENDMENT")
+        if crosses:
+            self._take(o, mkt)
+            if not o.is_open:
+                self.open_by_symbol[symbol] = [x for x in self.open_by_symbol[symbol] if x.is_open]
+        return self.order_json(o)
 
     def cancel(self, symbol: str, order_id: str | None, client_id: str | None) -> dict[str, Any]:
         self.spec(symbol)

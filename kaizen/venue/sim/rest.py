@@ -65,6 +65,7 @@ class RestApi:
         }
         self.signed: dict[tuple[str, str], Handler] = {
             ("POST", "/fapi/v1/order"): ex.new_order,
+            ("PUT", "/fapi/v1/order"): ex.amend,
             ("GET", "/fapi/v1/order"): lambda p: ex.query(p.get("symbol", ""), p.get("orderId"),
                                                           p.get("origClientOrderId")),
             ("DELETE", "/fapi/v1/order"): lambda p: ex.cancel(p.get("symbol", ""), p.get("orderId"),
