@@ -647,6 +647,30 @@ class Exchange:
         return {"leverage": leverage, "maxNotionalValue": f"{cap:.0f}" if cap != math.inf else "INF",
                 "symbol": symbol}
 
+    def position_margin(self, symbol: str, amount: str, kind: str) -> dict[str, Any]:
+        """POST /fapi/v1/positionMargin: add (type 1) or remove (type 2) isolated margin."""
+        self.spec(symbol)
+        p = self.account.positions[symbol]
+        try:
+            amt = float(amount)
+        except ValueError:
+            raise SimError(-1102, "Mandatory parameter 'amount' was not sent, was empty/null, or malformed.") from None
+        if kind not in ("1", "2") or not amt > 0:
+            raise SimError(-1102, "Mandatory parameter 'type' was not sent, was empty/null, or malformed.")
+        if not p.isolated or p.lots == 0:
+            raise SimError(-4051, "Isolated balance insufficient (no isolated position on this symbol).")
+        if kind == "1":
+            if amt > self.available():
+                raise SimError(-4050, "Cross balance insufficient.")
+            p.iso_margin += amt
+        else:
+            keep = self.initial_margin(p) - min(0.0, self.upnl(p))
+            if p.iso_margin - amt < keep:
+                raise SimError(-4051, "Isolated balance insufficient.")
+            p.iso_margin -= amt
+        self.check_liquidations()
+        return {"amount": amt, "code": 200, "msg": "Successfully modify position margin.", "type": int(kind)}
+
     def set_margin_type(self, symbol: str, margin_type: str) -> dict[str, Any]:
         self.spec(symbol)
         mt = margin_type.upper()

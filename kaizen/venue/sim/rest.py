@@ -84,6 +84,8 @@ class RestApi:
             ("GET", "/fapi/v1/userTrades"): self.user_trades,
             ("GET", "/fapi/v1/income"): self.income,
             ("POST", "/fapi/v1/leverage"): lambda p: ex.set_leverage(p.get("symbol", ""), _int(p, "leverage")),
+            ("POST", "/fapi/v1/positionMargin"): lambda p: ex.position_margin(
+                p.get("symbol", ""), p.get("amount", ""), p.get("type", "")),
             ("POST", "/fapi/v1/marginType"): lambda p: ex.set_margin_type(p.get("symbol", ""),
                                                                           p.get("marginType", "")),
             ("GET", "/fapi/v1/positionSide/dual"): lambda p: {"dualSidePosition": False},
@@ -117,6 +119,7 @@ class RestApi:
             ("POST", "/_sim/step"): lambda b: self.sim.step_once() or {},
         }
         self.unknown_paths: list[str] = []
+        self.internal_errors = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
@@ -151,8 +154,13 @@ class RestApi:
                 return _json(result)
         except SimError as exc:
             return _err(exc.code, exc.msg, exc.status)
-        except (ValueError, KeyError) as exc:
-            return _err(-1102, f"Mandatory parameter was not sent, was empty/null, or malformed: {exc}")
+        except (ValueError, KeyError, TypeError) as exc:
+            return _err(-1102, f"A mandatory parameter was not sent, was empty/null, or malformed ({exc}).")
+        except Exception:  # a simulator bug answers like Binance's unknown error, never a dropped socket
+            self.internal_errors += 1
+            if self.internal_errors <= 3:
+                log.exception("internal error on %s %s", method, path)
+            return _err(-1000, "An unknown error occured while processing the request.", 500)
         self.unknown_paths.append(f"{method} {path}")
         log.info("unknown path %s %s", method, path)
         return _err(-5000, f"Path {path}, Method {method} is invalid", 404)
