@@ -141,3 +141,27 @@ def test_user_data_stream_and_partial_depth() -> None:
             assert d5 and all(len(d["b"]) == 5 and len(d["a"]) == 5 for d in d5)
 
     run(go())
+
+
+def test_websocket_latency_fault_delays_messages() -> None:
+    async def go() -> None:
+        import time
+
+        from kaizen.venue.sim import Simulator
+
+        sim = Simulator(seed=2, faults={"ws_latency_ms": 400})
+        await sim.start()
+        try:
+            t0 = time.monotonic()
+            tr, col = await _connect(f"{sim.ws_url}/ws/btcusdt@depth@100ms")
+            while not col.msgs:
+                await asyncio.sleep(0.01)
+            first = time.monotonic() - t0
+            tr.disconnect()
+            assert first >= 0.4
+            us = [m["u"] for m in col.msgs]
+            assert us == sorted(us)
+        finally:
+            await sim.stop()
+
+    run(go())

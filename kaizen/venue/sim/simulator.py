@@ -48,6 +48,7 @@ class Faults:
     methods: list[str] = field(default_factory=list)  # ... and these methods (empty = all)
     refuse_ws: bool = False  # refuse new websocket connections
     ws_drop_every_s: float = 0.0  # cut all websocket connections periodically (wall seconds)
+    ws_latency_ms: float = 0.0  # every websocket message is sent this much later
 
     def applies(self, method: str, path: str) -> bool:
         if self.paths and not any(path.startswith(p) for p in self.paths):
@@ -220,6 +221,7 @@ class Simulator:
                 setattr(self.faults, k, type(cur)(v) if not isinstance(cur, list) else list(v))
         self.exchange.partial_fill_ratio = self.faults.partial_fill_ratio
         self.ws.refuse = self.faults.refuse_ws
+        self.ws.latency_s = self.faults.ws_latency_ms / 1000.0
         out = self.faults.as_dict()
         if body.get("drop_ws"):
             out["dropped"] = self.ws.drop_all()
