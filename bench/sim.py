@@ -35,8 +35,14 @@ def _cpu(pid: int) -> float:
 
 def _spawn(speed: float) -> tuple[subprocess.Popen, str, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), KAIZEN_SIM_API_KEY="k", KAIZEN_SIM_API_SECRET="s")
-    p = subprocess.Popen([sys.executable, "-m", "kaizen", "sim", "--speed", str(speed)], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kaizen", "sim", "--speed", str(speed)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     f = dict(t.split("=", 1) for t in p.stdout.readline().split()[1:])
     return p, f["rest"], f["ws"]
 
@@ -68,7 +74,9 @@ async def _orders(rest: str, n: int) -> tuple[float, float]:
 
     from kaizen.venue.ccxt_urls import point_binanceusdm_at
 
-    ex = point_binanceusdm_at(ccxt.binanceusdm({"apiKey": "k", "secret": "s", "enableRateLimit": False}), rest)
+    ex = point_binanceusdm_at(
+        ccxt.binanceusdm({"apiKey": "k", "secret": "s", "enableRateLimit": False}), rest
+    )
     try:
         await ex.load_markets()
         base, orders = [], []

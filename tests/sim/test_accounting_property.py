@@ -14,10 +14,21 @@ SYMS = ("BTCUSDT", "SOLUSDT")
 QTY = {"BTCUSDT": ["0.003", "0.010", "2.000"], "SOLUSDT": ["1", "3", "900"]}
 
 action = st.one_of(
-    st.tuples(st.just("market"), st.sampled_from(SYMS), st.sampled_from(["BUY", "SELL"]), st.integers(0, 2),
-              st.booleans()),
-    st.tuples(st.just("limit"), st.sampled_from(SYMS), st.sampled_from(["BUY", "SELL"]), st.integers(0, 2),
-              st.floats(-0.02, 0.02), st.sampled_from(["GTC", "IOC", "GTX"])),
+    st.tuples(
+        st.just("market"),
+        st.sampled_from(SYMS),
+        st.sampled_from(["BUY", "SELL"]),
+        st.integers(0, 2),
+        st.booleans(),
+    ),
+    st.tuples(
+        st.just("limit"),
+        st.sampled_from(SYMS),
+        st.sampled_from(["BUY", "SELL"]),
+        st.integers(0, 2),
+        st.floats(-0.02, 0.02),
+        st.sampled_from(["GTC", "IOC", "GTX"]),
+    ),
     st.tuples(st.just("move"), st.sampled_from(SYMS), st.floats(-0.08, 0.08)),
     st.tuples(st.just("fund"), st.integers(1, 2)),
     st.tuples(st.just("step")),
@@ -37,8 +48,13 @@ def test_account_equals_recomputation(seed: int, actions: list[tuple]) -> None:
         try:
             if kind == "market":
                 _, sym, side, qi, ro = a
-                p = {"symbol": sym, "side": side, "type": "MARKET", "quantity": QTY[sym][qi],
-                     "newClientOrderId": f"m{n}"}
+                p = {
+                    "symbol": sym,
+                    "side": side,
+                    "type": "MARKET",
+                    "quantity": QTY[sym][qi],
+                    "newClientOrderId": f"m{n}",
+                }
                 if ro:
                     p["reduceOnly"] = "true"
                 ex.new_order(p)
@@ -46,8 +62,17 @@ def test_account_equals_recomputation(seed: int, actions: list[tuple]) -> None:
                 _, sym, side, qi, off, tif = a
                 m = sim.markets[sym]
                 px = m.spec.fmt_price(int(round(m.mark * (1 + off) / m.spec.tick_f)))
-                ex.new_order({"symbol": sym, "side": side, "type": "LIMIT", "quantity": QTY[sym][qi],
-                              "price": px, "timeInForce": tif, "newClientOrderId": f"l{n}"})
+                ex.new_order(
+                    {
+                        "symbol": sym,
+                        "side": side,
+                        "type": "LIMIT",
+                        "quantity": QTY[sym][qi],
+                        "price": px,
+                        "timeInForce": tif,
+                        "newClientOrderId": f"l{n}",
+                    }
+                )
             elif kind == "move":
                 _, sym, r = a
                 sim._set_price(sim.markets[sym], sim.markets[sym].mark * (1 + r))

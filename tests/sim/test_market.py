@@ -42,7 +42,15 @@ def test_regimes_switch_and_high_vol_is_more_volatile() -> None:
 
 @pytest.mark.parametrize(
     "premium,rate",
-    [(0.0, 0.0001), (0.0003, 0.0001), (0.001, 0.0005), (-0.0002, 0.0001), (-0.0008, -0.0003), (0.02, 0.0075), (-0.02, -0.0075)],
+    [
+        (0.0, 0.0001),
+        (0.0003, 0.0001),
+        (0.001, 0.0005),
+        (-0.0002, 0.0001),
+        (-0.0008, -0.0003),
+        (0.02, 0.0075),
+        (-0.02, -0.0075),
+    ],
 )
 def test_funding_rate_clamped_as_binance(premium: float, rate: float) -> None:
     assert funding_rate(premium) == pytest.approx(rate, abs=1e-12)

@@ -28,8 +28,9 @@ def test_post_only_ioc_fok_and_reduce_only() -> None:
             assert po["status"] == "open" and sim.exchange.orders[int(po["id"])].tif == "GTX"
             # IOC priced at the ask takes only the ask level, the rest expires
             ask_qty = book["asks"][0][1]
-            ioc = await ex.create_order(BTC, "limit", "buy", round(ask_qty + 1.0, 3), ask,
-                                        {"timeInForce": "IOC"})
+            ioc = await ex.create_order(
+                BTC, "limit", "buy", round(ask_qty + 1.0, 3), ask, {"timeInForce": "IOC"}
+            )
             assert ioc["status"] == "expired" and ioc["filled"] == pytest.approx(ask_qty)
             # FOK that cannot fill fully: nothing happens
             n = len(sim.trade_log)
@@ -38,8 +39,9 @@ def test_post_only_ioc_fok_and_reduce_only() -> None:
             # reduce-only: rejected when it would only increase; trimmed to the position
             with pytest.raises(ccxt.ExchangeError, match="-2022"):
                 await ex.create_order(BTC, "market", "buy", 0.01, None, {"reduceOnly": True})
-            ro = await ex.create_order(BTC, "market", "sell", round(ask_qty + 5.0, 3), None,
-                                       {"reduceOnly": True})
+            ro = await ex.create_order(
+                BTC, "market", "sell", round(ask_qty + 5.0, 3), None, {"reduceOnly": True}
+            )
             assert ro["filled"] == pytest.approx(ask_qty)
             pos = await ex.fetch_positions([BTC])
             assert not pos or pos[0]["contracts"] == 0

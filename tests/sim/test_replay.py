@@ -41,8 +41,9 @@ def test_replay_bad_dir_is_a_data_error(tmp_path) -> None:  # noqa: ANN001
 
 def test_replay_simulator_prices_and_recorded_funding_through_ccxt(shared_data) -> None:  # noqa: ANN001
     async def go() -> None:
-        async with sim_and_client(symbols=("SOLUSDT", "BNBUSDT"), replay_dir=str(shared_data),
-                                  speed=60.0) as (sim, ex):
+        async with sim_and_client(
+            symbols=("SOLUSDT", "BNBUSDT"), replay_dir=str(shared_data), speed=60.0
+        ) as (sim, ex):
             sol = sim.markets["SOLUSDT"].replay
             assert sim.start_time_ms == 1_704_067_200_000  # both symbols' 1h data start 2024-01-01
             t = await ex.fetch_order_book("SOL/USDT:USDT", 5)

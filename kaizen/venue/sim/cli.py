@@ -13,21 +13,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ws-port", type=int, default=0, help="websocket port (default 0: a free port)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
     p.add_argument("--speed", type=float, default=60.0, help="sim seconds per wall second (default 60)")
-    p.add_argument("--api-key", default="",
-                   help="API key clients must send (default: $KAIZEN_SIM_API_KEY, else any key)")
-    p.add_argument("--api-secret", default="",
-                   help="HMAC secret for signed requests (default: $KAIZEN_SIM_API_SECRET, else unchecked)")
+    p.add_argument(
+        "--api-key", default="", help="API key clients must send (default: $KAIZEN_SIM_API_KEY, else any key)"
+    )
+    p.add_argument(
+        "--api-secret",
+        default="",
+        help="HMAC secret for signed requests (default: $KAIZEN_SIM_API_SECRET, else unchecked)",
+    )
     p.add_argument("--balance", type=float, default=10_000.0, help="starting USDT balance (default 10000)")
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT", help="comma-separated symbols")
-    p.add_argument("--replay", metavar="DATA_DIR", default=None,
-                   help="replay real candles + funding from Binance-format CSVs under DATA_DIR "
-                        "(futures/um/klines/SYM/IV, futures/um/fundingRate/SYM) instead of the synthetic market")
+    p.add_argument(
+        "--replay",
+        metavar="DATA_DIR",
+        default=None,
+        help="replay real candles + funding from Binance-format CSVs under DATA_DIR "
+        "(futures/um/klines/SYM/IV, futures/um/fundingRate/SYM) instead of the synthetic market",
+    )
     p.add_argument("--replay-interval", default="1h", help="candle interval to replay (default 1h)")
-    p.add_argument("--replay-start", default=None, metavar="YYYY-MM-DD",
-                   help="sim clock start (default: the first time every symbol has data)")
-    p.add_argument("--faults", default=None, metavar="JSON",
-                   help="fault injection at start, as POST /_sim/faults takes it, e.g. "
-                        "'{\"rest_5xx\": 2, \"latency_ms\": 50}' (or @FILE)")
+    p.add_argument(
+        "--replay-start",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="sim clock start (default: the first time every symbol has data)",
+    )
+    p.add_argument(
+        "--faults",
+        default=None,
+        metavar="JSON",
+        help="fault injection at start, as POST /_sim/faults takes it, e.g. "
+        '\'{"rest_5xx": 2, "latency_ms": 50}\' (or @FILE)',
+    )
     p.set_defaults(func=_sim)
 
 
@@ -49,7 +65,9 @@ def _sim(args: argparse.Namespace) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     bad = [s for s in symbols if s not in SPECS]
     if bad or not symbols:
-        raise KaizenError(f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})")
+        raise KaizenError(
+            f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})"
+        )
     faults = None
     if args.faults:
         import json
@@ -77,8 +95,9 @@ def _sim(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime
 
         try:
-            start_ms = int(datetime.strptime(args.replay_start, "%Y-%m-%d").replace(tzinfo=UTC)
-                           .timestamp() * 1000)
+            start_ms = int(
+                datetime.strptime(args.replay_start, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000
+            )
         except ValueError:
             raise KaizenError(f"--replay-start: expected YYYY-MM-DD, got {args.replay_start!r}") from None
     import asyncio
@@ -95,10 +114,21 @@ def _sim(args: argparse.Namespace) -> int:
     async def main() -> int:
         from kaizen.venue.sim import Simulator
 
-        sim = Simulator(seed=args.seed, speed=args.speed, symbols=symbols, api_key=args.api_key,
-                        api_secret=args.api_secret, host=args.host, port=args.port, ws_port=args.ws_port,
-                        starting_balance=args.balance, replay_dir=args.replay,
-                        replay_interval=args.replay_interval, replay_start_ms=start_ms, faults=faults)
+        sim = Simulator(
+            seed=args.seed,
+            speed=args.speed,
+            symbols=symbols,
+            api_key=args.api_key,
+            api_secret=args.api_secret,
+            host=args.host,
+            port=args.port,
+            ws_port=args.ws_port,
+            starting_balance=args.balance,
+            replay_dir=args.replay,
+            replay_interval=args.replay_interval,
+            replay_start_ms=start_ms,
+            faults=faults,
+        )
         try:
             await sim.start()
         except OSError as exc:

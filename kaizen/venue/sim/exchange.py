@@ -214,7 +214,12 @@ class Exchange:
     def reject(self, params: dict[str, str], code: int, msg: str) -> None:
         """Record an order request the transport refused (fault injection) and raise its error."""
         self.orders_received.append(
-            {"time": self._now(), "params": dict(params), "accepted": False, "error": {"code": code, "msg": msg}}
+            {
+                "time": self._now(),
+                "params": dict(params),
+                "accepted": False,
+                "error": {"code": code, "msg": msg},
+            }
         )
         raise SimError(code, msg)
 
@@ -238,13 +243,17 @@ class Exchange:
             raise SimError(-4116, "ClientOrderId is duplicated.")
         qty_s = params.get("quantity")
         if qty_s is None:
-            raise SimError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
+            raise SimError(
+                -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."
+            )
         lots = spec.to_lots(qty_s)
         if lots is None:
             try:
                 float(qty_s)
             except ValueError:
-                raise SimError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.") from None
+                raise SimError(
+                    -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."
+                ) from None
             raise SimError(-1111, "Precision is over the maximum defined for this asset.")
         if lots <= 0:
             raise SimError(-4003, "Quantity less than or equal to zero.")
@@ -258,16 +267,22 @@ class Exchange:
         price_ticks = 0
         if otype == "LIMIT":
             if "timeInForce" not in params:
-                raise SimError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+                raise SimError(
+                    -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."
+                )
             price_s = params.get("price")
             if price_s is None:
-                raise SimError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+                raise SimError(
+                    -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
+                )
             t = spec.to_ticks(price_s)
             if t is None:
                 try:
                     float(price_s)
                 except ValueError:
-                    raise SimError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.") from None
+                    raise SimError(
+                        -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
+                    ) from None
                 raise SimError(-1111, "Precision is over the maximum defined for this asset.")
             if t <= 0:
                 raise SimError(-4001, "Price less than 0.")
@@ -275,9 +290,15 @@ class Exchange:
             mark = mkt.mark
             px = spec.price_of(t)
             if px > mark * PERCENT_UP:
-                raise SimError(-4016, f"Limit price can't be higher than {spec.fmt_price(int(mark * PERCENT_UP / spec.tick_f))}.")
+                raise SimError(
+                    -4016,
+                    f"Limit price can't be higher than {spec.fmt_price(int(mark * PERCENT_UP / spec.tick_f))}.",
+                )
             if px < mark * PERCENT_DOWN:
-                raise SimError(-4024, f"Limit price can't be lower than {spec.fmt_price(int(math.ceil(mark * PERCENT_DOWN / spec.tick_f)))}.")
+                raise SimError(
+                    -4024,
+                    f"Limit price can't be lower than {spec.fmt_price(int(math.ceil(mark * PERCENT_DOWN / spec.tick_f)))}.",
+                )
         ref_price = spec.price_of(price_ticks) if otype == "LIMIT" else mkt.mark
         pos = self.account.positions[symbol]
         signed = lots if side == "BUY" else -lots
@@ -304,10 +325,20 @@ class Exchange:
             crosses = price_ticks >= mkt.best_ask() if side == "BUY" else price_ticks <= mkt.best_bid()
             if crosses:
                 raise SimError(
-                    -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."
+                    -5022,
+                    "Due to the order could not be executed as maker, the Post Only order will be rejected.",
                 )
         order = Order(
-            next(self._order_ids), client_id, symbol, side, otype, tif, price_ticks, lots, reduce_only, now,
+            next(self._order_ids),
+            client_id,
+            symbol,
+            side,
+            otype,
+            tif,
+            price_ticks,
+            lots,
+            reduce_only,
+            now,
             update_ms=now,
         )
         self.orders[order.order_id] = order
@@ -332,7 +363,8 @@ class Exchange:
         want = self._trim_reduce_only(order, want)
         if order.tif == "FOK":
             avail = sum(
-                q for p, q in book.items()
+                q
+                for p, q in book.items()
                 if order.type == "MARKET" or (p <= order.price_ticks if buy else p >= order.price_ticks)
             )
             if avail < want or self.partial_fill_ratio > 0:
@@ -373,8 +405,10 @@ class Exchange:
             return
         for side in ("BUY", "SELL"):
             buy = side == "BUY"
-            orders = sorted((o for o in lst if o.side == side and o.is_open),
-                            key=lambda o: (-o.price_ticks if buy else o.price_ticks, o.prio))
+            orders = sorted(
+                (o for o in lst if o.side == side and o.is_open),
+                key=lambda o: (-o.price_ticks if buy else o.price_ticks, o.prio),
+            )
             if not orders:
                 continue
             book = mkt.asks if buy else mkt.bids
@@ -423,7 +457,9 @@ class Exchange:
         id and loses its time priority; if the new price is marketable it takes at once."""
         symbol = params.get("symbol", "")
         spec = self.spec(symbol)
-        o = self._find(symbol, params.get("orderId"), params.get("origClientOrderId"), -2013, "Order does not exist.")
+        o = self._find(
+            symbol, params.get("orderId"), params.get("origClientOrderId"), -2013, "Order does not exist."
+        )
         if not o.is_open:
             raise SimError(-2013, "Order does not exist.")
         if o.type != "LIMIT":
@@ -444,7 +480,10 @@ class Exchange:
             raise SimError(-4016 if px > mkt.mark else -4024, "Limit price out of the allowed band.")
         crosses = ticks >= mkt.best_ask() if o.side == "BUY" else ticks <= mkt.best_bid()
         if crosses and o.tif == "GTX":
-            raise SimError(-5022, "Due to the order could not be executed as maker, the Post Only order will be rejected.")
+            raise SimError(
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+            )
         o.lots, o.price_ticks = lots, ticks
         o.prio = next(self._order_ids)
         o.update_ms = self._now()
@@ -486,7 +525,9 @@ class Exchange:
             try:
                 o = self.orders.get(int(order_id))
             except ValueError:
-                raise SimError(-1102, "Mandatory parameter 'orderId' was not sent, was empty/null, or malformed.") from None
+                raise SimError(
+                    -1102, "Mandatory parameter 'orderId' was not sent, was empty/null, or malformed."
+                ) from None
         elif client_id:
             o = self.by_client.get(client_id)
         else:
@@ -496,8 +537,16 @@ class Exchange:
         return o
 
     # -- fills and account ------------------------------------------------------------------
-    def _fill(self, order: Order | None, price_ticks: int, lots: int, maker: bool, symbol: str = "",
-              side: str = "", liquidation: bool = False) -> None:
+    def _fill(
+        self,
+        order: Order | None,
+        price_ticks: int,
+        lots: int,
+        maker: bool,
+        symbol: str = "",
+        side: str = "",
+        liquidation: bool = False,
+    ) -> None:
         if lots <= 0:
             return
         now = self._now()
@@ -574,8 +623,16 @@ class Exchange:
 
     def _income(self, symbol: str, kind: str, amount: float, now: int, trade_id: int | str = "") -> None:
         self.income.append(
-            {"symbol": symbol, "incomeType": kind, "income": amount, "asset": "USDT", "time": now,
-             "info": kind, "tranId": next(self._tran_ids), "tradeId": str(trade_id)}
+            {
+                "symbol": symbol,
+                "incomeType": kind,
+                "income": amount,
+                "asset": "USDT",
+                "time": now,
+                "info": kind,
+                "tranId": next(self._tran_ids),
+                "tradeId": str(trade_id),
+            }
         )
 
     def settle_funding(self, now: int) -> None:
@@ -630,8 +687,19 @@ class Exchange:
             self._cancel(o)
         side = "SELL" if p.lots > 0 else "BUY"
         now = self._now()
-        order = Order(next(self._order_ids), f"autoclose-{now}", p.symbol, side, "MARKET", "IOC", ticks,
-                      abs(p.lots), True, now, update_ms=now)
+        order = Order(
+            next(self._order_ids),
+            f"autoclose-{now}",
+            p.symbol,
+            side,
+            "MARKET",
+            "IOC",
+            ticks,
+            abs(p.lots),
+            True,
+            now,
+            update_ms=now,
+        )
         self.orders[order.order_id] = order
         self.by_client[order.client_id] = order
         self._fill(order, ticks, abs(p.lots), maker=False, liquidation=True)
@@ -644,8 +712,11 @@ class Exchange:
         p = self.account.positions[symbol]
         p.leverage = leverage
         cap = next((b.notional_cap for b in spec.brackets if b.max_leverage >= leverage), 0.0)
-        return {"leverage": leverage, "maxNotionalValue": f"{cap:.0f}" if cap != math.inf else "INF",
-                "symbol": symbol}
+        return {
+            "leverage": leverage,
+            "maxNotionalValue": f"{cap:.0f}" if cap != math.inf else "INF",
+            "symbol": symbol,
+        }
 
     def position_margin(self, symbol: str, amount: str, kind: str) -> dict[str, Any]:
         """POST /fapi/v1/positionMargin: add (type 1) or remove (type 2) isolated margin."""
@@ -654,7 +725,9 @@ class Exchange:
         try:
             amt = float(amount)
         except ValueError:
-            raise SimError(-1102, "Mandatory parameter 'amount' was not sent, was empty/null, or malformed.") from None
+            raise SimError(
+                -1102, "Mandatory parameter 'amount' was not sent, was empty/null, or malformed."
+            ) from None
         if kind not in ("1", "2") or not amt > 0:
             raise SimError(-1102, "Mandatory parameter 'type' was not sent, was empty/null, or malformed.")
         if not p.isolated or p.lots == 0:
@@ -876,18 +949,33 @@ class Exchange:
             "E": now,
             "T": now,
             "o": {
-                "s": o.symbol, "c": o.client_id, "S": o.side, "o": o.type, "f": o.tif,
-                "q": spec.fmt_qty(o.lots), "p": spec.fmt_price(o.price_ticks) if o.type == "LIMIT" else "0",
-                "ap": f"{avg:.8f}", "sp": "0", "x": exec_type, "X": o.status, "i": o.order_id,
-                "l": fill["qty_str"] if fill else "0", "z": spec.fmt_qty(o.filled_lots),
-                "L": fill["price_str"] if fill else "0", "n": f"{fill['commission']:.8f}" if fill else "0",
-                "N": "USDT", "T": now, "t": fill["id"] if fill else 0, "m": fill["maker"] if fill else False,
-                "R": o.reduce_only, "ps": "BOTH", "rp": f"{fill['realizedPnl']:.8f}" if fill else "0",
+                "s": o.symbol,
+                "c": o.client_id,
+                "S": o.side,
+                "o": o.type,
+                "f": o.tif,
+                "q": spec.fmt_qty(o.lots),
+                "p": spec.fmt_price(o.price_ticks) if o.type == "LIMIT" else "0",
+                "ap": f"{avg:.8f}",
+                "sp": "0",
+                "x": exec_type,
+                "X": o.status,
+                "i": o.order_id,
+                "l": fill["qty_str"] if fill else "0",
+                "z": spec.fmt_qty(o.filled_lots),
+                "L": fill["price_str"] if fill else "0",
+                "n": f"{fill['commission']:.8f}" if fill else "0",
+                "N": "USDT",
+                "T": now,
+                "t": fill["id"] if fill else 0,
+                "m": fill["maker"] if fill else False,
+                "R": o.reduce_only,
+                "ps": "BOTH",
+                "rp": f"{fill['realizedPnl']:.8f}" if fill else "0",
             },
         }
         for cb in list(self.listeners):
             cb(ev)
-
 
     def _emit_account(self, reason: str, symbol: str) -> None:
         if not self.listeners:
@@ -896,14 +984,31 @@ class Exchange:
         p = self.account.positions[symbol]
         spec = self.markets[symbol].spec
         ev = {
-            "e": "ACCOUNT_UPDATE", "E": now, "T": now,
+            "e": "ACCOUNT_UPDATE",
+            "E": now,
+            "T": now,
             "a": {
                 "m": reason,
-                "B": [{"a": "USDT", "wb": f"{self.account.wallet:.8f}", "cw": f"{self.cross_wallet():.8f}",
-                       "bc": "0"}],
-                "P": [{"s": symbol, "pa": spec.fmt_qty(p.lots), "ep": f"{p.entry:.8f}", "cr": "0",
-                       "up": f"{self.upnl(p):.8f}", "mt": "isolated" if p.isolated else "cross",
-                       "iw": f"{p.iso_margin:.8f}", "ps": "BOTH"}],
+                "B": [
+                    {
+                        "a": "USDT",
+                        "wb": f"{self.account.wallet:.8f}",
+                        "cw": f"{self.cross_wallet():.8f}",
+                        "bc": "0",
+                    }
+                ],
+                "P": [
+                    {
+                        "s": symbol,
+                        "pa": spec.fmt_qty(p.lots),
+                        "ep": f"{p.entry:.8f}",
+                        "cr": "0",
+                        "up": f"{self.upnl(p):.8f}",
+                        "mt": "isolated" if p.isolated else "cross",
+                        "iw": f"{p.iso_margin:.8f}",
+                        "ps": "BOTH",
+                    }
+                ],
             },
         }
         for cb in list(self.listeners):

@@ -65,10 +65,20 @@ def load_replay(data_dir: str | Path, symbol: str, interval: str = "1h") -> Repl
         with _open(f) as fh:
             for n, r in enumerate(csv.DictReader(fh), start=2):
                 try:
-                    rows.append((int(r["open_time"]), float(r["open"]), float(r["high"]), float(r["low"]),
-                                 float(r["close"]), int(r["close_time"])))
+                    rows.append(
+                        (
+                            int(r["open_time"]),
+                            float(r["open"]),
+                            float(r["high"]),
+                            float(r["low"]),
+                            float(r["close"]),
+                            int(r["close_time"]),
+                        )
+                    )
                 except (KeyError, TypeError, ValueError):
-                    raise DataError(f"{f}: row {n}: not a kline row (open_time,open,high,low,close,...)") from None
+                    raise DataError(
+                        f"{f}: row {n}: not a kline row (open_time,open,high,low,close,...)"
+                    ) from None
     rows.sort()
     last = -1
     for ot, o, h, lo, c, ct in rows:
@@ -92,5 +102,7 @@ def load_replay(data_dir: str | Path, symbol: str, interval: str = "1h") -> Repl
                     t = round(int(r["calc_time"]) / FUNDING_MS) * FUNDING_MS
                     s.funding[t] = float(r["last_funding_rate"])
                 except (KeyError, TypeError, ValueError):
-                    raise DataError(f"{f}: row {n}: not a funding row (calc_time,...,last_funding_rate)") from None
+                    raise DataError(
+                        f"{f}: row {n}: not a funding row (calc_time,...,last_funding_rate)"
+                    ) from None
     return s
