@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fault injection at start, as POST /_sim/faults takes it, e.g. "
         '\'{"rest_5xx": 2, "latency_ms": 50}\' (or @FILE)',
     )
+    p.add_argument(
+        "--fee-tier",
+        type=int,
+        default=None,
+        choices=range(10),
+        metavar="0..9",
+        help="Binance USD-M VIP fee tier (default: regular, 0.02 %% maker / 0.05 %% taker)",
+    )
     p.set_defaults(func=_sim)
 
 
@@ -128,6 +136,7 @@ def _sim(args: argparse.Namespace) -> int:
             replay_interval=args.replay_interval,
             replay_start_ms=start_ms,
             faults=faults,
+            fee_tier=args.fee_tier,
         )
         try:
             await sim.start()

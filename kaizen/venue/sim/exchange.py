@@ -109,6 +109,7 @@ class Exchange:
         self.clock = clock  # () -> sim ms
         self.maker_fee = maker_fee
         self.taker_fee = taker_fee
+        self.fee_tier = 0
         self.account = Account(starting_balance)
         for s in markets:
             self.account.positions[s] = Position(s, leverage=default_leverage)
@@ -881,7 +882,7 @@ class Exchange:
                 }
             )
         return {
-            "feeTier": 0,
+            "feeTier": self.fee_tier,
             "canTrade": True,
             "canDeposit": True,
             "canWithdraw": True,

@@ -80,10 +80,18 @@ class Simulator:
         replay_dir: str | None = None,
         replay_interval: str = "1h",
         replay_start_ms: int | None = None,
+        fee_tier: int | None = None,
     ) -> None:
         unknown = [s for s in symbols if s not in SPECS]
         if unknown:
             raise ValueError(f"unknown symbol(s) {unknown}; the simulator lists {sorted(SPECS)}")
+        if fee_tier is not None:
+            from kaizen.venue.sim.spec import BINANCE_USDM_FEE_TIERS
+
+            if fee_tier not in BINANCE_USDM_FEE_TIERS:
+                raise ValueError(f"fee_tier must be 0..9 (Binance USD-M VIP tiers), got {fee_tier}")
+            maker_fee, taker_fee = BINANCE_USDM_FEE_TIERS[fee_tier]
+        self.fee_tier = fee_tier or 0
         if speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.seed = seed
@@ -113,9 +121,10 @@ class Simulator:
             else:
                 start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
             self.markets[s] = SymbolMarket(spec, r, start, replay=series.get(s))
-        self.exchange = Exchange(
+        self.exchange = Exchange(  # fees: explicit maker/taker, or the VIP tier's
             self.markets, self.now_ms, starting_balance, maker_fee, taker_fee, default_leverage
         )
+        self.exchange.fee_tier = self.fee_tier
         self.faults = Faults()
         self.fault_log: list[dict[str, Any]] = []
         self.listen_key = secrets.token_hex(32)
