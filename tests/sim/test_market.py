@@ -65,3 +65,26 @@ def test_funding_times_and_formatting() -> None:
     assert bnb.fmt_price(31_012) == "310.120" and bnb.fmt_qty(5) == "0.05"
     assert btc.to_ticks("42000.1") == 420_001 and btc.to_ticks("42000.15") is None
     assert sol.to_lots("2.5") is None and btc.to_lots("0.0010") == 1
+
+
+def test_simulator_price_path_depends_on_the_seed_only() -> None:
+    from kaizen.venue.sim import Simulator
+
+    a, b, c = Simulator(seed=9), Simulator(seed=9), Simulator(seed=10)
+    marks = {id(s): [] for s in (a, b, c)}
+    for i in range(300):
+        if i % 25 == 0:  # our orders consume liquidity in b only: the price path must not change
+            b.exchange.new_order(
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY" if i % 50 else "SELL",
+                    "type": "MARKET",
+                    "quantity": "0.050",
+                    "newClientOrderId": f"d{i}",
+                }
+            )
+        for s in (a, b, c):
+            s.step_once()
+            marks[id(s)].append(tuple(round(m.mark, 9) for m in s.markets.values()))
+    assert marks[id(a)] == marks[id(b)] and marks[id(a)] != marks[id(c)]
+    assert len(b.trade_log) > 0

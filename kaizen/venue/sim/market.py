@@ -43,7 +43,7 @@ class Trade:
 @dataclass
 class SymbolMarket:
     spec: SymbolSpec
-    rng: random.Random
+    rng: random.Random  # the price process only, so the path does not depend on our orders
     index: float
     premium: float = 0.0001
     anchor: float = 0.0
@@ -62,8 +62,11 @@ class SymbolMarket:
     prem_time: float = 0.0
     last_trade_ticks: int = 0
     replay: ReplaySeries | None = None  # real candles drive the index instead of the random walk
+    book_rng: random.Random | None = None  # ladder sizes and background trades
 
     def __post_init__(self) -> None:
+        if self.book_rng is None:
+            self.book_rng = random.Random(self.rng.random())
         self.anchor = self.index
         self.rebuild(0)
         self.pub_bids = dict(self.bids)
@@ -139,7 +142,7 @@ class SymbolMarket:
 
     def rebuild(self, _now_ms: int) -> None:
         """Re-centre the working ladder on the mark: keep most surviving levels, refresh a few."""
-        rng = self.rng
+        rng = self.book_rng
         bid, ask = self.touch()
         mean = self.spec.level_qty_lots
         for side, start, sign in ((self.bids, bid, -1), (self.asks, ask, 1)):
@@ -154,9 +157,9 @@ class SymbolMarket:
     def background_trades(self, now_ms: int, n: int) -> list[Trade]:
         out = []
         for _ in range(n):
-            buy = self.rng.random() < 0.5
+            buy = self.book_rng.random() < 0.5
             price = self.best_ask() if buy else self.best_bid()
-            lots = max(1, int(self.rng.expovariate(1.0) * self.spec.level_qty_lots * 0.05))
+            lots = max(1, int(self.book_rng.expovariate(1.0) * self.spec.level_qty_lots * 0.05))
             self.trade_seq += 1
             out.append(Trade(self.trade_seq, price, lots, not buy, now_ms))
             self.last_trade_ticks = price

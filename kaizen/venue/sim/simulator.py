@@ -111,7 +111,8 @@ class Simulator:
         self.start_time_ms = start_time_ms
         self._t0 = time.monotonic()
         self._offset_ms = 0.0
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # common shocks of the price paths
+        self.aux_rng = random.Random(seed + 7_919)  # trade counts, update-id gaps
         self.markets: dict[str, SymbolMarket] = {}
         for i, s in enumerate(symbols):
             spec = SPECS[s]
@@ -332,7 +333,9 @@ class Simulator:
 
     def step_once(self) -> None:
         wall = time.monotonic()
-        dt = min(wall - self._last_wall, 1.0) * self.speed
+        # Each step advances the price process by exactly one publishing interval of sim time, so a
+        # seed gives the same price path whatever the wall-clock jitter or our own orders.
+        dt = min(self.publish_interval_s, 1.0) * self.speed
         self._last_wall = wall
         now = self.now_ms()
         z = self.rng.gauss(0.0, 1.0)
@@ -362,7 +365,7 @@ class Simulator:
         low = sym.lower()
         m.step(dt, z, now)
         m.rebuild(now)
-        bg = m.background_trades(now, self.rng.randint(0, 2)) if trades else []
+        bg = m.background_trades(now, self.aux_rng.randint(0, 2)) if trades else []
         self.exchange.match_resting(m, bg)
         own = [t for s, t in self.exchange.public_trades if s == sym]
         if own:
@@ -375,7 +378,7 @@ class Simulator:
             b, a = d
             pu = m.last_u
             first = pu + 1
-            m.last_u = first + len(b) + len(a) + self.rng.randint(0, 3)
+            m.last_u = first + len(b) + len(a) + self.aux_rng.randint(0, 3)
             if any(hub.wants(low + s) for s in DEPTH_STREAMS):
                 ev = {
                     "e": "depthUpdate",
