@@ -52,6 +52,7 @@ def test_timeout_before_processing_makes_no_order() -> None:
             with pytest.raises(ccxt.RequestTimeout):
                 await ex.create_order(BTC, "market", "buy", 0.003, None, {"newClientOrderId": "t-1"})
             assert _accepted(sim, "t-1") == 0 and sim.trade_log == []
+            assert [r["error"]["code"] for r in sim.orders_received] == [-1007]
             with pytest.raises(ccxt.OrderNotFound):
                 await ex.fetch_order(None, BTC, {"origClientOrderId": "t-1"})
 

@@ -230,6 +230,15 @@ class RestApi:
         if f.timeout > 0:
             f.timeout -= 1
             self.sim.log_fault("timeout", method, path, params)
+            if is_order:
+                self.sim.exchange.orders_received.append(
+                    {
+                        "time": self.sim.now_ms(),
+                        "params": dict(params),
+                        "accepted": False,
+                        "error": {"code": -1007, "msg": "timeout (not processed)"},
+                    }
+                )
             await asyncio.sleep(f.timeout_s)
             return _err(
                 -1007,
