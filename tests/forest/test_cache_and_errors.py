@@ -94,10 +94,10 @@ def test_divergent_compiled_model_is_refused(tmp_path, model, monkeypatch):
     real = forest_codegen.generate_c
 
     def broken(fm, key):
-        # A codegen fault: missing values take the opposite side at every node.
+        # A codegen fault: missing values go right even where the default side is left.
         src = real(fm, key)
-        assert "((v != v) & (int)(nd[i].f >> 31))" in src
-        return src.replace("((v != v) & (int)(nd[i].f >> 31))", "((v != v) & (int)(1u ^ (nd[i].f >> 31)))")
+        assert "xx[f] = v != v ? -INFINITY : v;" in src
+        return src.replace("xx[f] = v != v ? -INFINITY : v;", "xx[f] = v != v ? INFINITY : v;")
 
     monkeypatch.setattr(forest_codegen, "generate_c", broken)
     with pytest.raises(KaizenError, match="compiled predictor diverges from the interpreter"):
