@@ -5,12 +5,15 @@ Run: nice python bench/forest.py   (from the repo root, after `python setup.py b
 
 Kaizen rows time `Forest.predict_ptr` (the nogil Cython call the hot path uses) per call with
 clock_gettime; "predict_row" adds the Python call. The C-API row is XGBoostPredictFromDense
-called from Cython the same way. tl2cgen (bench-only, optional) is timed through its Python
-Predictor, which is the only API it offers without writing a C shim.
+called from Cython the same way. tl2cgen (bench-only, optional) is timed twice: through its Python
+Predictor, and its generated C `predict` compiled with Kaizen's cc flags and called from Cython via
+dlsym in the same timing loop as predict_ptr (kaizen.ext.forest.entry_latency_ns); skipped with a
+note if tl2cgen is not installed.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +56,49 @@ def _throughput(fn, X: np.ndarray, reps: int = 3) -> float:
     return len(X) / best
 
 
+def _tl2cgen_rows(tl2cgen, treelite, booster, T, want, cache, row1, rows) -> list[str]:
+    """tl2cgen through its Python Predictor, and its generated C `predict` called from C (Cython)."""
+    from kaizen.ext.forest import entry_latency_ns, entry_predict
+    from kaizen.models.compile import _cc, _cflags
+
+    notes = []
+    tl_model = treelite.frontend.from_xgboost(booster)
+    libpath = str(Path(cache) / "tl2cgen_model.so")
+    t0 = time.perf_counter()
+    tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=libpath, params={"parallel_comp": 8}, nthread=2)
+    tl_compile_s = time.perf_counter() - t0
+    pred = tl2cgen.Predictor(libpath, nthread=1)
+    tl_out = np.asarray(pred.predict(tl2cgen.DMatrix(T))).reshape(-1)
+    tl_err = float(np.max(np.abs(tl_out - want) / np.maximum(want, 1e-30)))
+    lat = _py_latency(lambda r: pred.predict(tl2cgen.DMatrix(row1(r))), T, SINGLE)
+    pred_mt = tl2cgen.Predictor(libpath)
+    rows.append(("tl2cgen Predictor (Python API)", *_stats(lat),
+                 _throughput(lambda A: pred_mt.predict(tl2cgen.DMatrix(A)), T)))
+    notes.append(f"tl2cgen {tl2cgen.__version__} Python Predictor: export_lib {tl_compile_s:.1f}s, "
+                 f"max rel err vs XGBoost {tl_err:.2g}")
+
+    # The same model's generated C, compiled with Kaizen's own compiler and flags, called from C.
+    src = Path(cache) / "tl2cgen_src"
+    tl2cgen.generate_c_code(tl_model, src, params={})
+    cpath = str(Path(cache) / "tl2cgen_c.so")
+    t0 = time.perf_counter()
+    subprocess.run([_cc(), *_cflags(), "-o", cpath, *sorted(map(str, src.glob("*.c"))), "-lm"], check=True)
+    c_compile_s = time.perf_counter() - t0
+    # Entry layout outside the timed region: the float's bits, or missing == -1 for NaN.
+    entries = np.ascontiguousarray(T).view(np.int32).copy()
+    entries[np.isnan(T)] = -1
+    c_out = entry_predict(cpath, entries).reshape(-1).astype(np.float64)
+    c_err = float(np.max(np.abs(c_out - want)))
+    if c_err > 1e-5:
+        raise SystemExit(f"tl2cgen C predict differs from Booster.predict by {c_err:.3g} (> 1e-5)")
+    lat = entry_latency_ns(cpath, entries, reps=2)
+    rows.append(("tl2cgen C predict (Cython, direct)", *_stats(lat),
+                 _throughput(lambda A: entry_predict(cpath, A), entries)))
+    notes.append(f"tl2cgen C predict: generate_c_code + `{_cc()} {' '.join(_cflags())}` {c_compile_s:.1f}s, "
+                 f"max abs err vs Booster.predict {c_err:.2g}; single-thread batch, one C call per row")
+    return notes
+
+
 def main() -> int:
     rng = np.random.default_rng(42)
     X = rng.normal(size=(20_000, N_FEAT)).astype(np.float32)
@@ -89,30 +135,20 @@ def main() -> int:
     lat = capi.latency_ns(T[:SINGLE], reps=1)
     rows.append(("XGBoost C API (Cython, direct)", *_stats(lat), _throughput(capi.predict, T)))
 
-    tl_note = ""
+    lat_c = comp.latency_ns(T, reps=2)
+    tl_notes: list[str] = []
+    tl_rows: list[tuple[str, float, float, float]] = []
     try:
         import tl2cgen
         import treelite
+    except ImportError as e:  # bench-only dependency; never required
+        tl_notes.append(f"tl2cgen skipped (not installed: {e})")
+    else:
+        tl_notes += _tl2cgen_rows(tl2cgen, treelite, booster, T, want, cache, row1, tl_rows)
 
-        tl_model = treelite.frontend.from_xgboost(booster)
-        libpath = str(Path(cache) / "tl2cgen_model.so")
-        t0 = time.perf_counter()
-        tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=libpath, params={"parallel_comp": 8}, nthread=2)
-        tl_compile_s = time.perf_counter() - t0
-        pred = tl2cgen.Predictor(libpath, nthread=1)
-        tl_out = np.asarray(pred.predict(tl2cgen.DMatrix(T))).reshape(-1)
-        tl_err = float(np.max(np.abs(tl_out - want) / np.maximum(want, 1e-30)))
-        lat = _py_latency(lambda r: pred.predict(tl2cgen.DMatrix(row1(r))), T, SINGLE)
-        pred_mt = tl2cgen.Predictor(libpath)
-        rows.append(("tl2cgen Predictor (Python API)", *_stats(lat),
-                     _throughput(lambda A: pred_mt.predict(tl2cgen.DMatrix(A)), T)))
-        tl_note = (f"tl2cgen {tl2cgen.__version__}: compile {tl_compile_s:.1f}s, max rel err vs XGBoost {tl_err:.2g}; "
-                   "timed through its Python Predictor (no C-level timing shim)")
-    except Exception as e:  # bench-only dependency; never required
-        tl_note = f"tl2cgen skipped: {type(e).__name__}: {str(e)[:120]}"
-
-    lat_c = comp.latency_ns(T, reps=2)
     rows.append(("Kaizen compiled (predict_ptr)", *_stats(lat_c), _throughput(comp.predict, T)))
+    kz_row = len(rows) - 1
+    rows += tl_rows
     lat = _py_latency(comp.predict_row, T, SINGLE)
     rows.append(("Kaizen compiled (predict_row, Python)", *_stats(lat), float("nan")))
     lat = interp.latency_ns(T, reps=1)
@@ -122,11 +158,17 @@ def main() -> int:
     print(f"model: binary:logistic, {N_TREES} trees, depth {DEPTH}, {N_FEAT} features, ~10% NaN inputs "
           f"(trained in {train_s:.1f}s)")
     print(f"Kaizen compile: first load {first_load_s:.2f}s, cached load {cached_load_s * 1e3:.1f} ms")
-    print(f"{'predictor':40s} {'median us':>10s} {'p99 us':>10s} {'vs inplace':>11s} {'batch 10k rows/s':>17s}")
+    kz_med, kz_tput = rows[kz_row][1], rows[kz_row][3]
+    print(f"{'predictor':40s} {'median us':>10s} {'p99 us':>10s} {'vs inplace':>11s} {'batch 10k rows/s':>17s}"
+          f" {'Kaizen speedup (med, batch)':>28s}")
     for name, med, p99, tput in rows:
         tp = "-" if np.isnan(tput) else f"{tput:,.0f}"
-        print(f"{name:40s} {med:10.2f} {p99:10.2f} {inplace_med / med:10.1f}x {tp:>17s}")
-    print(tl_note)
+        ratio = f"{med / kz_med:.2f}x, " + ("-" if np.isnan(tput) else f"{kz_tput / tput:.2f}x")
+        print(f"{name:40s} {med:10.2f} {p99:10.2f} {inplace_med / med:10.1f}x {tp:>17s} {ratio:>28s}")
+    for note in tl_notes:
+        print(note)
+    print("Kaizen speedup: this row's median / Kaizen compiled median, and Kaizen compiled rows/s / this row's "
+          "(> 1 means Kaizen compiled is faster)")
     med = _stats(lat_c)[0]
     ok = med <= 3.0 and inplace_med / med >= 50
     print(f"target: compiled median <= 3 us and >= 50x inplace_predict: {'MET' if ok else 'NOT MET'} "

@@ -377,3 +377,60 @@ cdef class Forest:
     def __repr__(self):
         return (f"<Forest {self.backend} {self.objective} features={self.num_features} "
                 f"outputs={self.num_outputs} hash={self.model_hash[:12]}>")
+
+
+# --- Bench-only harness: tl2cgen's generated `predict` called at the C level ------------------
+# tl2cgen emits `void predict(union Entry* data, int pred_margin, float* result)`, where Entry is a
+# 4-byte union {int missing; float fvalue;} with missing == -1, and result must be zeroed first.
+# These time it exactly like Forest.latency_ns times predict_ptr, so bench/forest.py can compare
+# compiled code with compiled code. Rows arrive already in Entry layout (int32 bit patterns).
+ctypedef void (*entry_predict_t)(const void* data, int pred_margin, float* result) noexcept nogil
+
+
+cdef void* _open_entry_predict(str libpath, entry_predict_t* fn) except NULL:
+    cdef bytes blib = libpath.encode()
+    cdef void* h = dlopen(blib, RTLD_NOW | RTLD_LOCAL)
+    if h == NULL:
+        raise KaizenError(f"{libpath}: cannot load ({(<bytes>dlerror()).decode(errors='replace')})")
+    fn[0] = <entry_predict_t>dlsym(h, "predict")
+    if fn[0] == NULL:
+        dlclose(h)
+        raise KaizenError(f"{libpath}: no `predict` symbol")
+    return h
+
+
+def entry_predict(str libpath, const int32_t[:, ::1] entries, int num_outputs=1):
+    """Outputs of a tl2cgen library's `predict` (transformed) for every row, one C call per row."""
+    cdef entry_predict_t fn = NULL
+    cdef void* h = _open_entry_predict(libpath, &fn)
+    cdef long n = entries.shape[0], i
+    cdef int k
+    res = np.empty((n, num_outputs), dtype=np.float32)
+    cdef float[:, ::1] rv = res
+    with nogil:
+        for i in range(n):
+            for k in range(num_outputs):
+                rv[i, k] = 0.0
+            fn(&entries[i, 0], 0, &rv[i, 0])
+    dlclose(h)
+    return res
+
+
+def entry_latency_ns(str libpath, const int32_t[:, ::1] entries, int reps=1):
+    """Per-call latency (ns) of a tl2cgen `predict`, same loop and clock as Forest.latency_ns."""
+    cdef entry_predict_t fn = NULL
+    cdef void* h = _open_entry_predict(libpath, &fn)
+    cdef long n = entries.shape[0], i, total = n * reps
+    res = np.empty(total, dtype=np.int64)
+    cdef int64_t[::1] rv = res
+    cdef float out[MAX_GROUPS]
+    cdef int64_t t0, t1
+    with nogil:
+        for i in range(total):
+            t0 = _now_ns()
+            out[0] = 0.0
+            fn(&entries[i % n, 0], 0, out)
+            t1 = _now_ns()
+            rv[i] = t1 - t0
+    dlclose(h)
+    return res  # fn is opaque (dlsym), so its calls cannot be elided
