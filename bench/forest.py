@@ -182,6 +182,12 @@ def main() -> int:
     ok = med <= 3.0 and inplace_med / med >= 50
     print(f"target: compiled median <= 3 us and >= 50x inplace_predict: {'MET' if ok else 'NOT MET'} "
           f"({med:.2f} us, {inplace_med / med:.0f}x)")
+    tl_c = [(n, m) for n, m, _, _ in rows if n.startswith("tl2cgen C predict")]
+    if tl_c:
+        best_name, best_med = min(tl_c, key=lambda r: r[1])
+        verdict = "MET" if med <= best_med else "NOT MET"
+        print(f"target: compiled median not slower than tl2cgen's C predict called from C: {verdict} "
+              f"({med:.2f} us vs {best_med:.2f} us for {best_name!r})")
     return 0
 
 
