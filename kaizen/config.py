@@ -80,7 +80,8 @@ class LineageConfig(_Section):
     dir: str = "runs/lineage"
     flush_interval_ms: int = 50
     fsync: Literal["never", "interval", "always"] = "interval"
-    zstd_level: int = 3
+    zstd_level: int = 3  # used when zstd_fast is false
+    zstd_fast: bool = True  # zstd "fast" strategy tuned on lineage records (see kaizen/lineage/writer.py)
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_seconds: int = 3600
     zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
