@@ -1,9 +1,10 @@
 """Append-only lineage writer: the producer encodes into an in-memory buffer and returns; a background
 thread frames, compresses (zstd, GIL released), checksums and writes.
 
-Producer cost is one msgspec `encode_into` the chunk's bytearray plus a lock and a list append; every `CHUNK_RECORDS` records
-make a chunk, each chunk becomes one frame, and all chunks pending in one cycle are compressed in a
-single zstandard call (GIL released) so the writer thread needs the GIL only a few times per cycle.
+Producer cost is one msgspec `encode_into` the chunk's bytearray plus a lock and a list append (no
+per-record Python object is kept); every `CHUNK_RECORDS` records make a chunk, each chunk becomes one
+frame, and all chunks pending in one cycle are compressed in a single zstandard call (GIL released)
+so the writer thread needs the GIL only a few times per cycle.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ DICT_NAME = "zstd.dict"
 
 
 HEADER_RESERVED = 5  # msgpack array32 header at the start of every chunk
-
-
-def _new_chunk() -> bytearray:
-    return bytearray(HEADER_RESERVED)
+CHUNK_BYTES = 2 << 20  # a chunk is also sealed once it holds this many bytes
+CHUNK_SLACK = 64 << 10  # room past CHUNK_BYTES so a record that crosses it needs no resize
+POOL_CHUNKS = 4  # empty chunk buffers kept for reuse (their pages stay faulted in)
 
 
 class _Closed(list):
@@ -80,9 +80,13 @@ class LineageWriter:
         self._space = threading.Condition(threading.Lock())
         self._wake = threading.Event()
         self._done = threading.Condition(threading.Lock())
-        self._buf = _new_chunk()
+        self._pool: list[bytearray] = []
+        self._pool_lock = threading.Lock()
+        self._scratch = bytearray()
+        self._buf = self._take_chunk()
+        self._n = HEADER_RESERVED  # bytes of self._buf in use
         self._ts: list[int | None] = []
-        self._sealed: deque[tuple[bytearray, list[int | None]]] = deque()
+        self._sealed: deque[tuple[bytearray, int, list[int | None]]] = deque()
         self._pending = 0
         self._appended = 0  # records handed to us
         self._written = 0  # records written to the OS
@@ -102,23 +106,26 @@ class LineageWriter:
         self._thread.start()
 
     # --- producer side ------------------------------------------------------------------------
-    # Records are encoded straight into one bytearray per chunk (no per-record bytes objects); the
-    # chunk starts with a reserved msgpack array32 header that the writer thread fills in, so the
-    # chunk is compressed in place with no join or copy under the GIL.
+    # Records go into one presized bytearray per chunk (no per-record Python object is kept): a
+    # record is encoded into a small reused scratch buffer and copied in by slice assignment, which
+    # never resizes the chunk, so no append pays for a realloc or a first-touch page fault (chunks
+    # are recycled by the writer thread). The chunk starts with a reserved msgpack array32 header
+    # that the writer thread fills in, so it is compressed in place with no join under the GIL.
     def append(self, record: Base) -> None:
         """Encode `record` and queue it. Returns at once; never does I/O."""
         lock = self._lock
         lock.acquire()
         try:
-            buf = self._buf
-            end = len(buf)
-            try:
-                self._encode_into(record, buf, -1)
-            except BaseException:
-                del buf[end:]  # an unencodable record leaves no partial bytes behind
-                raise
+            scratch = self._scratch
+            self._encode_into(record, scratch, 0)  # a failed encode leaves nothing in the chunk
+            n = self._n
+            end = n + len(scratch)
+            if end > len(self._buf):
+                self._grow(end)
+            self._buf[n:end] = scratch
+            self._n = end
             self._ts.append(record.ts)
-            if len(self._ts) >= CHUNK_RECORDS:
+            if len(self._ts) >= CHUNK_RECORDS or end >= CHUNK_BYTES:
                 self._seal()
         finally:
             lock.release()
@@ -131,17 +138,33 @@ class LineageWriter:
         lock = self._lock
         lock.acquire()
         try:
-            self._buf += payload
+            n = self._n
+            end = n + len(payload)
+            if end > len(self._buf):
+                self._grow(end)
+            self._buf[n:end] = payload
+            self._n = end
             self._ts.append(ts)
-            if len(self._ts) >= CHUNK_RECORDS:
+            if len(self._ts) >= CHUNK_RECORDS or end >= CHUNK_BYTES:
                 self._seal()
         finally:
             lock.release()
 
+    def _grow(self, need: int) -> None:
+        # Only a record larger than the chunk's free space gets here (the chunk is sealed at
+        # CHUNK_BYTES); the grown buffer is recycled like any other.
+        self._buf.extend(bytes(max(need, 2 * len(self._buf)) - len(self._buf)))
+
+    def _take_chunk(self) -> bytearray:
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        return bytearray(CHUNK_BYTES + CHUNK_SLACK)
+
     def _seal(self) -> None:
         # Called with the lock held: hand the current chunk to the writer thread.
         if self._closed:
-            self._buf, self._ts = _new_chunk(), []
+            self._n, self._ts = HEADER_RESERVED, []
             raise RuntimeError("lineage writer is closed")
         if self._error is not None:
             raise RuntimeError(f"lineage writer failed: {self._error}") from self._error
@@ -164,10 +187,11 @@ class LineageWriter:
 
     def _move(self) -> None:
         n = len(self._ts)
-        self._sealed.append((self._buf, self._ts))
+        self._sealed.append((self._buf, self._n, self._ts))
         self._appended += n
         self._pending += n
-        self._buf = _new_chunk()
+        self._buf = self._take_chunk()
+        self._n = HEADER_RESERVED
         self._ts = []
 
     def flush(self) -> None:
@@ -225,7 +249,7 @@ class LineageWriter:
                     self._sealed.clear()
                 if batch:
                     self._write_batch(batch)
-                    n = sum(len(tss) for _, tss in batch)
+                    n = sum(len(tss) for _, _, tss in batch)
                     with self._space:
                         self._pending -= n
                         self._space.notify_all()
@@ -244,11 +268,12 @@ class LineageWriter:
             with self._done:
                 self._done.notify_all()
 
-    def _write_batch(self, batch: list[tuple[bytearray, list[int | None]]]) -> None:
+    def _write_batch(self, batch: list[tuple[bytearray, int, list[int | None]]]) -> None:
         raws = []
         spans = []
-        for raw, tss in batch:
-            raw[:HEADER_RESERVED] = fmt.array_header(len(tss))  # the reserved header, filled in place
+        for buf, size, tss in batch:
+            buf[:HEADER_RESERVED] = fmt.array_header(len(tss))  # the reserved header, filled in place
+            raw = memoryview(buf)[:size]
             raws.append(raw)
             if None in tss:  # append_encoded without ts: read them from the records
                 tss = [s.ts for s in _stamps.decode(raw)]
@@ -258,6 +283,12 @@ class LineageWriter:
         else:  # one call, GIL released for the whole batch
             coll = self._zc.multi_compress_to_buffer(raws, threads=self.config.compress_threads)
             payloads = [coll[i].tobytes() for i in range(len(coll))]
+        for raw in raws:
+            raw.release()
+        with self._pool_lock:  # the chunks are free again: hand them back to the producer
+            for buf, _, _ in batch:
+                if len(self._pool) < POOL_CHUNKS:
+                    self._pool.append(buf)
         flags = fmt.FLAG_DICT if self._dict is not None else 0
         now = time.monotonic()
         if self._seg_file is not None and now - self._seg_opened >= self.config.segment_max_seconds:
@@ -265,13 +296,13 @@ class LineageWriter:
         out: list[bytes] = []
         entries: list[bytes] = []
         always = self.config.fsync == "always"
-        for raw, payload, (ts_min, ts_max), (_, tss) in zip(raws, payloads, spans, batch, strict=True):
+        for payload, (ts_min, ts_max), (_, size, tss) in zip(payloads, spans, batch, strict=True):
             n = len(tss)
             if self._seg_file is None:
                 self._open_segment()
             first = self._next_seq
             last = first + n - 1
-            head, trail = fmt.pack_frame(payload, len(raw), n, first, last, ts_min, ts_max, flags)
+            head, trail = fmt.pack_frame(payload, size, n, first, last, ts_min, ts_max, flags)
             size = len(head) + len(payload) + len(trail)
             entries.append(fmt.INDEX_ENTRY.pack(self._seg_size, size, n, first, last, ts_min, ts_max))
             out += (head, payload, trail)
@@ -279,7 +310,7 @@ class LineageWriter:
             self._next_seq = last + 1
             self.frames_written += 1
             self.bytes_written += size
-            self.raw_bytes += len(raw)
+            self.raw_bytes += size
             if always or self._seg_size >= self.config.segment_max_bytes:
                 self._emit(out, entries, sync=always)
                 out, entries = [], []
