@@ -83,8 +83,7 @@ class LineageWriter:
         self._pool: list[bytearray] = []
         self._pool_lock = threading.Lock()
         self._scratch = bytearray()
-        self._buf = self._take_chunk()
-        self._n = HEADER_RESERVED  # bytes of self._buf in use
+        self._next_chunk()  # sets self._buf, its memoryview _mv, _cap and _n (bytes in use)
         self._ts: list[int | None] = []
         self._sealed: deque[tuple[bytearray, int, list[int | None]]] = deque()
         self._pending = 0
@@ -120,9 +119,9 @@ class LineageWriter:
             self._encode_into(record, scratch, 0)  # a failed encode leaves nothing in the chunk
             n = self._n
             end = n + len(scratch)
-            if end > len(self._buf):
+            if end > self._cap:
                 self._grow(end)
-            self._buf[n:end] = scratch
+            self._mv[n:end] = scratch
             self._n = end
             self._ts.append(record.ts)
             if len(self._ts) >= CHUNK_RECORDS or end >= CHUNK_BYTES:
@@ -140,9 +139,9 @@ class LineageWriter:
         try:
             n = self._n
             end = n + len(payload)
-            if end > len(self._buf):
+            if end > self._cap:
                 self._grow(end)
-            self._buf[n:end] = payload
+            self._mv[n:end] = payload
             self._n = end
             self._ts.append(ts)
             if len(self._ts) >= CHUNK_RECORDS or end >= CHUNK_BYTES:
@@ -153,13 +152,21 @@ class LineageWriter:
     def _grow(self, need: int) -> None:
         # Only a record larger than the chunk's free space gets here (the chunk is sealed at
         # CHUNK_BYTES); the grown buffer is recycled like any other.
-        self._buf.extend(bytes(max(need, 2 * len(self._buf)) - len(self._buf)))
+        self._mv.release()  # an exported bytearray cannot resize
+        self._buf.extend(bytes(max(need, 2 * self._cap) - self._cap))
+        self._mv = memoryview(self._buf)
+        self._cap = len(self._buf)
 
-    def _take_chunk(self) -> bytearray:
+    def _next_chunk(self) -> None:
+        # A memoryview slice assignment copies at about half the cost of a bytearray one.
         with self._pool_lock:
-            if self._pool:
-                return self._pool.pop()
-        return bytearray(CHUNK_BYTES + CHUNK_SLACK)
+            buf = self._pool.pop() if self._pool else None
+        if buf is None:
+            buf = bytearray(CHUNK_BYTES + CHUNK_SLACK)
+        self._buf = buf
+        self._mv = memoryview(buf)
+        self._cap = len(buf)
+        self._n = HEADER_RESERVED
 
     def _seal(self) -> None:
         # Called with the lock held: hand the current chunk to the writer thread.
@@ -187,11 +194,11 @@ class LineageWriter:
 
     def _move(self) -> None:
         n = len(self._ts)
+        self._mv.release()
         self._sealed.append((self._buf, self._n, self._ts))
         self._appended += n
         self._pending += n
-        self._buf = self._take_chunk()
-        self._n = HEADER_RESERVED
+        self._next_chunk()
         self._ts = []
 
     def flush(self) -> None:
