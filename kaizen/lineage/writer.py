@@ -1,10 +1,9 @@
 """Append-only lineage writer: the producer encodes into an in-memory buffer and returns; a background
 thread frames, compresses (zstd, GIL released), checksums and writes.
 
-Producer cost is one msgspec `encode_into` the chunk's bytearray plus a lock and a list append (no
-per-record Python object is kept); every `CHUNK_RECORDS` records make a chunk, each chunk becomes one
-frame, and all chunks pending in one cycle are compressed in a single zstandard call (GIL released)
-so the writer thread needs the GIL only a few times per cycle.
+Producer cost is one msgspec `encode` plus a lock and a list append; every `CHUNK_RECORDS` records
+make a chunk, each chunk becomes one frame, and all chunks pending in one cycle are compressed in a
+single zstandard call (GIL released) so the writer thread needs the GIL only a few times per cycle.
 """
 
 from __future__ import annotations
@@ -27,12 +26,6 @@ CHUNK_RECORDS = 4096  # records per frame (a frame is also cut at each flush)
 WAKE_RECORDS = 8 * CHUNK_RECORDS  # queued records that wake the writer thread before its timer
 MAX_PENDING_RECORDS = 1 << 20  # producer blocks past this many queued records (disk or zstd too slow)
 DICT_NAME = "zstd.dict"
-
-
-HEADER_RESERVED = 5  # msgpack array32 header at the start of every chunk
-CHUNK_BYTES = 2 << 20  # a chunk is also sealed once it holds this many bytes
-CHUNK_SLACK = 64 << 10  # room past CHUNK_BYTES so a record that crosses it needs no resize
-POOL_CHUNKS = 4  # empty chunk buffers kept for reuse (their pages stay faulted in)
 
 
 class _Closed(list):
@@ -75,17 +68,14 @@ class LineageWriter:
             self._lockfile.close()
             raise
         self._enc = msgspec.msgpack.Encoder()
-        self._encode_into = self._enc.encode_into
+        self._encode = self._enc.encode
         self._lock = threading.Lock()
         self._space = threading.Condition(threading.Lock())
         self._wake = threading.Event()
         self._done = threading.Condition(threading.Lock())
-        self._pool: list[bytearray] = []
-        self._pool_lock = threading.Lock()
-        self._scratch = bytearray()
-        self._next_chunk()  # sets self._buf, its memoryview _mv, _cap and _n (bytes in use)
+        self._parts: list[bytes] = []
         self._ts: list[int | None] = []
-        self._sealed: deque[tuple[bytearray, int, list[int | None]]] = deque()
+        self._sealed: deque[tuple[list[bytes], list[int | None]]] = deque()
         self._pending = 0
         self._appended = 0  # records handed to us
         self._written = 0  # records written to the OS
@@ -105,26 +95,19 @@ class LineageWriter:
         self._thread.start()
 
     # --- producer side ------------------------------------------------------------------------
-    # Records go into one presized bytearray per chunk (no per-record Python object is kept): a
-    # record is encoded into a small reused scratch buffer and copied in by slice assignment, which
-    # never resizes the chunk, so no append pays for a realloc or a first-touch page fault (chunks
-    # are recycled by the writer thread). The chunk starts with a reserved msgpack array32 header
-    # that the writer thread fills in, so it is compressed in place with no join under the GIL.
+    # Each record is encoded into its own small bytes object (pymalloc, no large-buffer reallocs on
+    # the producer) and kept in a list; the writer thread joins a chunk into one frame.
     def append(self, record: Base) -> None:
         """Encode `record` and queue it. Returns at once; never does I/O."""
+        payload = self._encode(record)
+        ts = record.ts
         lock = self._lock
         lock.acquire()
         try:
-            scratch = self._scratch
-            self._encode_into(record, scratch, 0)  # a failed encode leaves nothing in the chunk
-            n = self._n
-            end = n + len(scratch)
-            if end > self._cap:
-                self._grow(end)
-            self._mv[n:end] = scratch
-            self._n = end
-            self._ts.append(record.ts)
-            if len(self._ts) >= CHUNK_RECORDS or end >= CHUNK_BYTES:
+            parts = self._parts
+            parts.append(payload)
+            self._ts.append(ts)
+            if len(parts) >= CHUNK_RECORDS:
                 self._seal()
         finally:
             lock.release()
@@ -132,46 +115,24 @@ class LineageWriter:
     def append_encoded(self, payload: bytes | bytearray | memoryview, ts: int | None = None) -> None:
         """Queue one record already encoded with msgspec msgpack (e.g. by the Cython hot path).
 
-        The bytes are copied, so the caller may reuse its buffer. `ts` (the record's ts) saves the
-        writer thread from decoding it for the frame's time span."""
+        `ts` (the record's ts) saves the writer thread from decoding it for the frame's time span."""
+        if type(payload) is not bytes:
+            payload = bytes(payload)  # the caller may reuse its buffer
         lock = self._lock
         lock.acquire()
         try:
-            n = self._n
-            end = n + len(payload)
-            if end > self._cap:
-                self._grow(end)
-            self._mv[n:end] = payload
-            self._n = end
+            parts = self._parts
+            parts.append(payload)
             self._ts.append(ts)
-            if len(self._ts) >= CHUNK_RECORDS or end >= CHUNK_BYTES:
+            if len(parts) >= CHUNK_RECORDS:
                 self._seal()
         finally:
             lock.release()
 
-    def _grow(self, need: int) -> None:
-        # Only a record larger than the chunk's free space gets here (the chunk is sealed at
-        # CHUNK_BYTES); the grown buffer is recycled like any other.
-        self._mv.release()  # an exported bytearray cannot resize
-        self._buf.extend(bytes(max(need, 2 * self._cap) - self._cap))
-        self._mv = memoryview(self._buf)
-        self._cap = len(self._buf)
-
-    def _next_chunk(self) -> None:
-        # A memoryview slice assignment copies at about half the cost of a bytearray one.
-        with self._pool_lock:
-            buf = self._pool.pop() if self._pool else None
-        if buf is None:
-            buf = bytearray(CHUNK_BYTES + CHUNK_SLACK)
-        self._buf = buf
-        self._mv = memoryview(buf)
-        self._cap = len(buf)
-        self._n = HEADER_RESERVED
-
     def _seal(self) -> None:
         # Called with the lock held: hand the current chunk to the writer thread.
         if self._closed:
-            self._n, self._ts = HEADER_RESERVED, []
+            self._parts = []
             raise RuntimeError("lineage writer is closed")
         if self._error is not None:
             raise RuntimeError(f"lineage writer failed: {self._error}") from self._error
@@ -193,18 +154,17 @@ class LineageWriter:
                 self._lock.acquire()
 
     def _move(self) -> None:
-        n = len(self._ts)
-        self._mv.release()
-        self._sealed.append((self._buf, self._n, self._ts))
-        self._appended += n
-        self._pending += n
-        self._next_chunk()
+        parts = self._parts
+        self._sealed.append((parts, self._ts))
+        self._appended += len(parts)
+        self._pending += len(parts)
+        self._parts = []
         self._ts = []
 
     def flush(self) -> None:
         """Block until every record appended before this call has been written to the OS."""
         with self._lock:
-            if self._ts:
+            if self._parts:
                 self._move()
             target = self._appended
         self._wake.set()
@@ -223,7 +183,7 @@ class LineageWriter:
         finally:
             with self._lock:
                 self._closed = True
-                self._ts = _Closed()
+                self._parts = self._ts = _Closed()
             self._closing = True
             self._wake.set()
             self._thread.join()
@@ -250,13 +210,13 @@ class LineageWriter:
                 self._wake.wait(interval)
                 self._wake.clear()
                 with self._lock:
-                    if self._ts:
+                    if self._parts:
                         self._move()
                     batch = list(self._sealed)
                     self._sealed.clear()
                 if batch:
                     self._write_batch(batch)
-                    n = sum(len(tss) for _, _, tss in batch)
+                    n = sum(len(parts) for parts, _ in batch)
                     with self._space:
                         self._pending -= n
                         self._space.notify_all()
@@ -275,13 +235,14 @@ class LineageWriter:
             with self._done:
                 self._done.notify_all()
 
-    def _write_batch(self, batch: list[tuple[bytearray, int, list[int | None]]]) -> None:
+    def _write_batch(self, batch: list[tuple[list[bytes], list[int | None]]]) -> None:
         raws = []
+        for parts, _ in batch:  # one copy: the msgpack array header goes in front of the records
+            parts.insert(0, fmt.array_header(len(parts)))
+            raws.append(b"".join(parts))
+            del parts[0]
         spans = []
-        for buf, size, tss in batch:
-            buf[:HEADER_RESERVED] = fmt.array_header(len(tss))  # the reserved header, filled in place
-            raw = memoryview(buf)[:size]
-            raws.append(raw)
+        for raw, (_, tss) in zip(raws, batch, strict=True):
             if None in tss:  # append_encoded without ts: read them from the records
                 tss = [s.ts for s in _stamps.decode(raw)]
             spans.append((min(tss), max(tss)))
@@ -290,12 +251,6 @@ class LineageWriter:
         else:  # one call, GIL released for the whole batch
             coll = self._zc.multi_compress_to_buffer(raws, threads=self.config.compress_threads)
             payloads = [coll[i].tobytes() for i in range(len(coll))]
-        for raw in raws:
-            raw.release()
-        with self._pool_lock:  # the chunks are free again: hand them back to the producer
-            for buf, _, _ in batch:
-                if len(self._pool) < POOL_CHUNKS:
-                    self._pool.append(buf)
         flags = fmt.FLAG_DICT if self._dict is not None else 0
         now = time.monotonic()
         if self._seg_file is not None and now - self._seg_opened >= self.config.segment_max_seconds:
@@ -303,13 +258,13 @@ class LineageWriter:
         out: list[bytes] = []
         entries: list[bytes] = []
         always = self.config.fsync == "always"
-        for payload, (ts_min, ts_max), (_, size, tss) in zip(payloads, spans, batch, strict=True):
-            n = len(tss)
+        for raw, payload, (ts_min, ts_max), (parts, _) in zip(raws, payloads, spans, batch, strict=True):
+            n = len(parts)
             if self._seg_file is None:
                 self._open_segment()
             first = self._next_seq
             last = first + n - 1
-            head, trail = fmt.pack_frame(payload, size, n, first, last, ts_min, ts_max, flags)
+            head, trail = fmt.pack_frame(payload, len(raw), n, first, last, ts_min, ts_max, flags)
             size = len(head) + len(payload) + len(trail)
             entries.append(fmt.INDEX_ENTRY.pack(self._seg_size, size, n, first, last, ts_min, ts_max))
             out += (head, payload, trail)
@@ -317,7 +272,7 @@ class LineageWriter:
             self._next_seq = last + 1
             self.frames_written += 1
             self.bytes_written += size
-            self.raw_bytes += size
+            self.raw_bytes += len(raw)
             if always or self._seg_size >= self.config.segment_max_bytes:
                 self._emit(out, entries, sync=always)
                 out, entries = [], []
