@@ -103,6 +103,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if start is not None and end is not None and end <= start:
         raise KaizenError(f"--end {args.end} is not after --start {args.start}")
     data = Path(args.data)
+    if not data.is_dir():
+        raise DataError(f"{data}: data directory not found")
     if args.config:
         symbols = list(cfg.symbols)
     else:  # every supported symbol present in the data directory

@@ -176,7 +176,7 @@ def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     h = hashlib.sha256()
-    for name, booster in result.models.items():
+    for name, booster in sorted(result.models.items()):  # sorted: the manifest is written sorted
         fname = f"{name}.json"
         booster.save_model(str(out / fname))
         data = (out / fname).read_bytes()
@@ -197,8 +197,9 @@ def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
         "rows": result.rows,
         **info,
     }
-    body = json.dumps({k: v for k, v in manifest.items()}, sort_keys=True, default=_json_default)
-    h.update(body.encode())
+    # hash the manifest exactly as Ensemble.load will see it (after a JSON round trip)
+    manifest = json.loads(json.dumps(manifest, default=_json_default))
+    h.update(json.dumps(manifest, sort_keys=True).encode())
     manifest["content_hash"] = h.hexdigest()
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
     return manifest["content_hash"]
@@ -244,7 +245,7 @@ class Ensemble:
             raise DataError(f"{mp}: not valid JSON: {exc}") from None
         h = hashlib.sha256()
         boosters = {}
-        for name, fname in manifest["files"].items():
+        for name, fname in sorted(manifest["files"].items()):
             data = (path / fname).read_bytes()
             h.update(name.encode() + b"\0" + data)
             b = xgb.Booster()
