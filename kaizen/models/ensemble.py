@@ -245,17 +245,22 @@ class Ensemble:
             raise DataError(f"{mp}: not valid JSON: {exc}") from None
         h = hashlib.sha256()
         boosters = {}
+        blobs = {}
         for name, fname in sorted(manifest["files"].items()):
-            data = (path / fname).read_bytes()
-            h.update(name.encode() + b"\0" + data)
-            b = xgb.Booster()
-            b.load_model(bytearray(data))
-            b.set_param({"nthread": 1})
-            boosters[name] = b
+            try:
+                blobs[name] = (path / fname).read_bytes()
+            except OSError as exc:
+                raise DataError(f"{path / fname}: cannot read model: {exc.strerror}") from None
+            h.update(name.encode() + b"\0" + blobs[name])
         body = {k: v for k, v in manifest.items() if k != "content_hash"}
         h.update(json.dumps(body, sort_keys=True).encode())
         if h.hexdigest() != manifest.get("content_hash"):
             raise DataError(f"{path}: content hash mismatch (models or manifest changed after training)")
+        for name, data in blobs.items():
+            b = xgb.Booster()
+            b.load_model(bytearray(data))
+            b.set_param({"nthread": 1})
+            boosters[name] = b
         return cls(manifest, boosters, path)
 
     def predict(self, x: np.ndarray) -> dict[str, Any]:

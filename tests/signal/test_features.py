@@ -131,7 +131,7 @@ def test_features_match_numpy_definition(shared_data):
     k = ds.symbols["ETHUSDT"].klines
     i = 300
     x = bf.X[bf.rows_of("ETHUSDT")][i]
-    c, h, lo, o, v = k.close[: i + 1], k.high[: i + 1], k.low[: i + 1], k.open[: i + 1], k.volume[: i + 1]
+    c, h, lo, v = k.close[: i + 1], k.high[: i + 1], k.low[: i + 1], k.volume[: i + 1]
     r = np.diff(np.log(c))
     kb = ds.symbols["BTCUSDT"].klines
     j = int(np.searchsorted(kb.open_time, k.open_time[i]))
