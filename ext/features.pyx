@@ -411,3 +411,38 @@ cdef class FeatureEngine:
     @property
     def leader(self):
         return self.symbols[self.leader_id] if self.leader_id >= 0 else None
+
+
+# ------------------------------------------------------------------ benchmarking hooks (bench/features.py)
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+
+cdef inline long long _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1_000_000_000LL + ts.tv_nsec
+
+
+def time_bars(FeatureEngine fe, const int[::1] sid, const long long[::1] open_time, const double[::1] o,
+              const double[::1] h, const double[::1] l, const double[::1] c, const double[::1] v,
+              const double[::1] funding, const double[::1] mark, long long[::1] ns):
+    """Per-call wall time (ns) of bar_update over event arrays, as the Cython hot path calls it."""
+    cdef Py_ssize_t i, n = sid.shape[0]
+    cdef long long t0
+    with nogil:
+        for i in range(n):
+            t0 = _now_ns()
+            fe.bar_update(sid[i], open_time[i], o[i], h[i], l[i], c[i], v[i], funding[i], mark[i])
+            ns[i] = _now_ns() - t0
+
+
+def time_book(FeatureEngine fe, int sid, const double[::1] imb, const double[::1] micro,
+              const double[::1] mid, const double[::1] sv, long long[::1] ns):
+    """Per-call wall time (ns) of book_update (one book/trade event)."""
+    cdef Py_ssize_t i, n = imb.shape[0]
+    cdef long long t0
+    with nogil:
+        for i in range(n):
+            t0 = _now_ns()
+            fe.book_update(sid, imb[i], micro[i], mid[i], sv[i])
+            ns[i] = _now_ns() - t0
