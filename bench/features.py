@@ -75,7 +75,7 @@ def main() -> None:
     bf = batch_features(ds)
     # feed arrays in feed order
     cols = {k: [] for k in "sid t o h l c v f m".split()}
-    for i, (s, d) in enumerate(ds.symbols.items()):
+    for i, d in enumerate(ds.symbols.values()):
         k = d.klines
         cols["sid"].append(np.full(len(k), i, np.int32))
         cols["t"].append(k.open_time)
