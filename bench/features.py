@@ -34,7 +34,7 @@ def numpy_vector(c, o, h, lo, v, fund, prem, lr):
     out[0] = r[-1]
     for j, k in ((1, 4), (2, 12), (3, 24), (4, 72)):
         out[j] = np.log(c[-1] / c[-1 - k])
-    rv24_hist = np.array([r[len(r) - 24 - i: len(r) - i].std() for i in range(24)])
+    rv24_hist = np.array([r[len(r) - 24 - i : len(r) - i].std() for i in range(24)])
     rv24, rv72 = r[-24:].std(), r[-72:].std()
     out[5] = out[3] / (rv24 * np.sqrt(24))
     out[6], out[7] = rv24, rv72
@@ -79,8 +79,9 @@ def main() -> None:
         k = d.klines
         cols["sid"].append(np.full(len(k), i, np.int32))
         cols["t"].append(k.open_time)
-        for key, a in zip("ohlcvfm", (k.open, k.high, k.low, k.close, k.volume, d.funding, d.mark_close),
-                          strict=True):
+        for key, a in zip(
+            "ohlcvfm", (k.open, k.high, k.low, k.close, k.volume, d.funding, d.mark_close), strict=True
+        ):
             cols[key].append(a)
     rank = np.concatenate([np.full(len(d.klines), i) for i, d in enumerate(ds.symbols.values())])
     cat = {k: np.concatenate(v) for k, v in cols.items()}
@@ -100,8 +101,17 @@ def main() -> None:
     on_bar = fe2.on_bar
     for i in range(n):
         t0 = time.perf_counter_ns()
-        on_bar(syms[a["sid"][i]], int(a["t"][i]), a["o"][i], a["h"][i], a["l"][i], a["c"][i], a["v"][i],
-               a["f"][i], a["m"][i])
+        on_bar(
+            syms[a["sid"][i]],
+            int(a["t"][i]),
+            a["o"][i],
+            a["h"][i],
+            a["l"][i],
+            a["c"][i],
+            a["v"][i],
+            a["f"][i],
+            a["m"][i],
+        )
         py_ns[i] = time.perf_counter_ns() - t0
     rows.append(("engine on_bar (Python call)", n, *pct(py_ns)))
 
@@ -127,11 +137,21 @@ def main() -> None:
     for i in range(120, min(len(k), 3120)):
         s = slice(i - 100, i + 1)
         t0 = time.perf_counter_ns()
-        vec = numpy_vector(k.close[s], k.open[s], k.high[s], k.low[s], k.volume[s], d.funding[s], prem[s],
-                           lr_full[1:][s.start - 1: i])
+        vec = numpy_vector(
+            k.close[s],
+            k.open[s],
+            k.high[s],
+            k.low[s],
+            k.volume[s],
+            d.funding[s],
+            prem[s],
+            lr_full[1:][s.start - 1 : i],
+        )
         nps.append(time.perf_counter_ns() - t0)
         ok = np.isfinite(vec) & np.isfinite(eth[i])
-        worst = max(worst, float(np.max(np.abs(vec[ok] - eth[i][ok]) / np.maximum(np.abs(eth[i][ok]), 1e-12))))
+        worst = max(
+            worst, float(np.max(np.abs(vec[ok] - eth[i][ok]) / np.maximum(np.abs(eth[i][ok]), 1e-12)))
+        )
     rows.append(("numpy per bar (baseline)", len(nps), *pct(np.array(nps))))
 
     print(f"{'path':<32} {'calls':>8} {'median ns':>10} {'p99 ns':>10}")

@@ -64,8 +64,17 @@ class Klines:
         lo = 0 if start_ms is None else int(np.searchsorted(self.open_time, start_ms, "left"))
         hi = len(self) if end_ms is None else int(np.searchsorted(self.open_time, end_ms, "left"))
         s = slice(lo, hi)
-        return Klines(self.symbol, self.interval_ms, self.open_time[s], self.open[s], self.high[s],
-                      self.low[s], self.close[s], self.volume[s], self.path)
+        return Klines(
+            self.symbol,
+            self.interval_ms,
+            self.open_time[s],
+            self.open[s],
+            self.high[s],
+            self.low[s],
+            self.close[s],
+            self.volume[s],
+            self.path,
+        )
 
 
 @dataclass
@@ -188,7 +197,9 @@ def read_klines(
         if v < 0:
             raise DataError(f"{path}: line {ln}: negative volume {v}")
         if h < max(o, c) or lo > min(o, c):
-            raise DataError(f"{path}: line {ln}: high/low do not bracket open/close (o={o} h={h} l={lo} c={c})")
+            raise DataError(
+                f"{path}: line {ln}: high/low do not bracket open/close (o={o} h={h} l={lo} c={c})"
+            )
     line_arr = np.asarray(lines)
     if np.any(np.diff(t) < 0):
         first = int(np.argmax(np.diff(t) < 0)) + 1
@@ -248,7 +259,9 @@ def _find_one(folder: Path) -> Path | None:
         return None
     files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix in (".csv", ".gz", ".zip")))
     if len(files) > 1:
-        raise DataError(f"{folder}: expected one data file, found {len(files)}: {', '.join(p.name for p in files)}")
+        raise DataError(
+            f"{folder}: expected one data file, found {len(files)}: {', '.join(p.name for p in files)}"
+        )
     return files[0] if files else None
 
 
@@ -260,7 +273,9 @@ def load_symbol(root: str | Path, symbol: str, interval: str, report: list[str])
     root = Path(root)
     kp = kline_path(root, symbol, interval)
     if kp is None:
-        raise DataError(f"{root}: no {interval} klines for {symbol} (expected futures/um/klines/{symbol}/{interval}/)")
+        raise DataError(
+            f"{root}: no {interval} klines for {symbol} (expected futures/um/klines/{symbol}/{interval}/)"
+        )
     k = read_klines(kp, symbol, interval, report)
     close_time = k.open_time + k.interval_ms
     funding = np.full(len(k), np.nan)
@@ -277,7 +292,9 @@ def load_symbol(root: str | Path, symbol: str, interval: str, report: list[str])
     mdir = root / "futures" / "um" / "markPriceKlines" / symbol
     if mdir.is_dir():
         # the finest mark interval available; matched where its bar closes at the same time
-        ivs = sorted((d.name for d in mdir.iterdir() if d.is_dir() and d.name in INTERVAL_MS), key=INTERVAL_MS.get)
+        ivs = sorted(
+            (d.name for d in mdir.iterdir() if d.is_dir() and d.name in INTERVAL_MS), key=INTERVAL_MS.get
+        )
         if ivs:
             mp = _find_one(mdir / ivs[0])
             if mp is not None:

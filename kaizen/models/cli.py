@@ -108,7 +108,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         symbols = list(cfg.symbols)
     else:  # every supported symbol present in the data directory
-        symbols = [s for s in kconfig.SUPPORTED_SYMBOLS if (data / "futures/um/klines" / s / mc.interval).is_dir()]
+        symbols = [
+            s for s in kconfig.SUPPORTED_SYMBOLS if (data / "futures/um/klines" / s / mc.interval).is_dir()
+        ]
         if not symbols:
             raise DataError(f"{data}: no futures/um/klines/SYMBOL/{mc.interval}/ folders")
     t0 = time.monotonic()
@@ -121,11 +123,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         trees=mc.trees, max_depth=mc.max_depth, learning_rate=mc.learning_rate, meta_trees=mc.meta_trees,
         threads=mc.threads,
     )  # fmt: skip
-    print(f"train: {len(ts.y)} labelled rows, {', '.join(ds.symbols)}, base rate {ts.y.mean():.4f}, "
-          f"horizon {mc.horizon_bars} x {mc.interval}, cost {2 * cfg.fees.taker:.4%} + funding", file=sys.stderr)
+    print(
+        f"train: {len(ts.y)} labelled rows, {', '.join(ds.symbols)}, base rate {ts.y.mean():.4f}, "
+        f"horizon {mc.horizon_bars} x {mc.interval}, cost {2 * cfg.fees.taker:.4%} + funding",
+        file=sys.stderr,
+    )
     from kaizen.models.features import surfaces_of
 
-    nb = sum(1 for s, idx in surfaces_of(list(ensemble.FEATURE_NAMES)).items() if not (ts.X[:, idx] != ts.X[:, idx]).all())
+    nb = sum(
+        1
+        for s, idx in surfaces_of(list(ensemble.FEATURE_NAMES)).items()
+        if not (ts.X[:, idx] != ts.X[:, idx]).all()
+    )
     bar = Progress(ensemble.n_steps(params, nb), label="train")
     try:
         res = ensemble.train(ts.X, ts.y, ts.ret, ts.t, params, progress=lambda note: bar.advance(1, note))
@@ -150,8 +159,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(verdict(res.overall))
     if res.skipped:
         print("skipped surfaces: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
-    print(f"models: {out / 'models'} (version {h[:16]}); metrics: {out / 'metrics.json'}; "
-          f"{time.monotonic() - t0:.1f}s")
+    print(
+        f"models: {out / 'models'} (version {h[:16]}); metrics: {out / 'metrics.json'}; "
+        f"{time.monotonic() - t0:.1f}s"
+    )
     return 0
 
 

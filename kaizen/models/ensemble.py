@@ -86,7 +86,12 @@ def _fit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int):
 
 
 def _predict(booster, X: np.ndarray) -> np.ndarray:
-    return booster.inplace_predict(X, missing=np.nan)
+    import xgboost as xgb
+
+    try:
+        return booster.inplace_predict(X, missing=np.nan)
+    except xgb.core.XGBoostError:  # gblinear has no inplace predict
+        return booster.predict(xgb.DMatrix(X, missing=np.nan))
 
 
 def _date(ms: int) -> str:
@@ -125,7 +130,9 @@ def train(
     bp = params.base_params()
     for f in folds:
         if len(f.train) < 100 or len(f.test) == 0:
-            raise DataError(f"fold {f.k} ({_date(f.test_start)}..{_date(f.test_end)}) has too few rows to train")
+            raise DataError(
+                f"fold {f.k} ({_date(f.test_start)}..{_date(f.test_end)}) has too few rows to train"
+            )
         for j, s in enumerate(bases):
             cols = surfaces[s]
             m = _fit(X[np.ix_(f.train, cols)], y[f.train], bp, params.trees)
@@ -227,7 +234,9 @@ class Ensemble:
         versions = {f.name: f.version for f in FEATURES}
         for n, v in manifest["feature_versions"].items():
             if versions.get(n) != v:
-                raise DataError(f"{path}: feature {n} was version {v} at training, this build has {versions.get(n)}")
+                raise DataError(
+                    f"{path}: feature {n} was version {v} at training, this build has {versions.get(n)}"
+                )
         self._cols = {s: np.array([names.index(n) for n in manifest["surfaces"][s]]) for s in self.bases}
         self._boosters = boosters
 

@@ -20,7 +20,15 @@ from kaizen.ext.features import FeatureEngine
 if TYPE_CHECKING:
     from kaizen.market.data import Dataset, SymbolData
 
-SURFACES = ("momentum", "volatility", "mean_reversion", "volume", "funding_basis", "cross_asset", "order_flow")
+SURFACES = (
+    "momentum",
+    "volatility",
+    "mean_reversion",
+    "volume",
+    "funding_basis",
+    "cross_asset",
+    "order_flow",
+)
 
 
 class Feature(msgspec.Struct, frozen=True):
@@ -46,7 +54,11 @@ FEATURES: tuple[Feature, ...] = (
     _f("vol_rv_24", "volatility", "std of r over 24 bars"),
     _f("vol_rv_72", "volatility", "std of r over 72 bars"),
     _f("vol_parkinson_24", "volatility", "sqrt(mean(ln(h/l)^2) / (4 ln 2)) over 24 bars"),
-    _f("vol_garman_klass_24", "volatility", "sqrt(max(0, mean(0.5 ln(h/l)^2 - (2 ln2 - 1) ln(c/o)^2))) over 24"),
+    _f(
+        "vol_garman_klass_24",
+        "volatility",
+        "sqrt(max(0, mean(0.5 ln(h/l)^2 - (2 ln2 - 1) ln(c/o)^2))) over 24",
+    ),
     _f("vol_of_vol_24", "volatility", "std / mean of the last 24 values of vol_rv_24"),
     _f("vol_ratio_24_72", "volatility", "vol_rv_24 / vol_rv_72"),
     _f("mr_z_24", "mean_reversion", "(c - mean(c,24)) / std(c,24)"),
@@ -70,7 +82,12 @@ FEATURES: tuple[Feature, ...] = (
     _f("book_imbalance", "order_flow", "latest book imbalance (from the order book)", live_only=True),
     _f("book_micro_drift", "order_flow", "microprice / mid - 1 (latest)", live_only=True),
     _f("book_imbalance_ema", "order_flow", "EMA (alpha 0.1 per event) of book imbalance", live_only=True),
-    _f("flow_signed_volume", "order_flow", "signed trade volume since the last bar / mean(v,24)", live_only=True),
+    _f(
+        "flow_signed_volume",
+        "order_flow",
+        "signed trade volume since the last bar / mean(v,24)",
+        live_only=True,
+    ),
 )
 
 if tuple(f.name for f in FEATURES) != tuple(_ENGINE_NAMES):  # one definition: fail loudly on drift
@@ -125,8 +142,15 @@ def batch_features(data: Dataset | dict[str, SymbolData], leader: str = "BTCUSDT
         cols["sid"].append(np.full(n, i, np.int32))
         cols["rank"].append(np.full(n, order_rank[s], np.int32))
         cols["t"].append(k.open_time.astype(np.int64))
-        for key, arr in (("o", k.open), ("h", k.high), ("l", k.low), ("c", k.close), ("v", k.volume),
-                         ("f", d.funding), ("m", d.mark_close)):
+        for key, arr in (
+            ("o", k.open),
+            ("h", k.high),
+            ("l", k.low),
+            ("c", k.close),
+            ("v", k.volume),
+            ("f", d.funding),
+            ("m", d.mark_close),
+        ):
             cols[key].append(np.asarray(arr, np.float64))
     cat = {k: np.concatenate(v) for k, v in cols.items()}
     order = np.lexsort((cat["rank"], cat["t"]))
@@ -138,9 +162,20 @@ def batch_features(data: Dataset | dict[str, SymbolData], leader: str = "BTCUSDT
     fe.run_batch(a["sid"], a["t"], a["o"], a["h"], a["l"], a["c"], a["v"], a["f"], a["m"], X, status)
     if np.any(status < 0):
         i = int(np.argmax(status < 0))
-        raise ValueError(f"batch_features: {symbols[a['sid'][i]]} bar at {a['t'][i]} rejected (status {status[i]})")
+        raise ValueError(
+            f"batch_features: {symbols[a['sid'][i]]} bar at {a['t'][i]} rejected (status {status[i]})"
+        )
     return BatchFeatures(X, a["sid"], a["t"], a["c"], a["f"], status, symbols, list(FEATURE_NAMES))
 
 
-__all__ = ["FEATURES", "FEATURE_NAMES", "SURFACES", "Feature", "FeatureEngine", "BatchFeatures",
-           "batch_features", "surfaces_of", "feature_versions"]
+__all__ = [
+    "FEATURES",
+    "FEATURE_NAMES",
+    "SURFACES",
+    "Feature",
+    "FeatureEngine",
+    "BatchFeatures",
+    "batch_features",
+    "surfaces_of",
+    "feature_versions",
+]

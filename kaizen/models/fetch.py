@@ -23,7 +23,7 @@ def _client(rest_url: str):
         api = ex.urls["api"]
         for key, url in list(api.items()):
             if isinstance(url, str) and url.startswith("https://fapi.binance.com"):
-                api[key] = base + url[len("https://fapi.binance.com"):]
+                api[key] = base + url[len("https://fapi.binance.com") :]
     return ex
 
 
@@ -99,8 +99,11 @@ async def _run(args: argparse.Namespace) -> list[Path]:
                     if any(x is None for x in r[1:5]):
                         raise DataError(f"{where}: {kind} {sym} bar {r[0]} has a missing price")
                     vol = 0.0 if r[5] is None else r[5]  # mark-price klines carry no volume
-                    lines.append(",".join([str(int(r[0])), *(_fmt(x) for x in r[1:5]), _fmt(vol),
-                                           str(int(r[0]) + step - 1)]))
+                    lines.append(
+                        ",".join(
+                            [str(int(r[0])), *(_fmt(x) for x in r[1:5]), _fmt(vol), str(int(r[0]) + step - 1)]
+                        )
+                    )
                 p = out / "futures" / "um" / kind / sym / iv / f"{sym}-{iv}.csv.gz"
                 _write(p, KLINE_HEADER, lines)
                 written.append(p)

@@ -28,13 +28,21 @@ def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup
     for i, s in enumerate(bf.symbols):
         rows = np.flatnonzero(bf.sid == i)  # time order within a symbol
         k = ds.symbols[s].klines
-        ret[rows] = net_forward_return(bf.open_time[rows], bf.close[rows], bf.funding[rows], horizon,
-                                       k.interval_ms, fee)
+        ret[rows] = net_forward_return(
+            bf.open_time[rows], bf.close[rows], bf.funding[rows], horizon, k.interval_ms, fee
+        )
     # the first `warmup` bars of each symbol (windows not yet full) are not trained on
     warm = np.zeros(len(ret), bool)
     for i in range(len(bf.symbols)):
         rows = np.flatnonzero(bf.sid == i)
         warm[rows[:warmup]] = True
     keep = np.isfinite(ret) & ~warm
-    return TrainingSet(bf.X[keep], (ret[keep] > 0).astype(np.float64), ret[keep], bf.open_time[keep],
-                       bf.sid[keep], bf.symbols, int((~keep).sum()))
+    return TrainingSet(
+        bf.X[keep],
+        (ret[keep] > 0).astype(np.float64),
+        ret[keep],
+        bf.open_time[keep],
+        bf.sid[keep],
+        bf.symbols,
+        int((~keep).sum()),
+    )

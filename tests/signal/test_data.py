@@ -37,11 +37,16 @@ def _write(p: Path, rows, header=True, mode="gz"):
     return p
 
 
-@pytest.mark.parametrize("mode,header,ncols", [("gz", True, 7), ("zip", False, 12), ("plain", False, 7),
-                                               ("plain", True, 12)])
+@pytest.mark.parametrize(
+    "mode,header,ncols", [("gz", True, 7), ("zip", False, 12), ("plain", False, 7), ("plain", True, 12)]
+)
 def test_formats(tmp_path, mode, header, ncols):
-    p = _write(tmp_path / f"k.{ {'gz': 'csv.gz', 'zip': 'zip', 'plain': 'csv'}[mode] }",
-               [_row(i, ncols=ncols) for i in range(5)], header, mode)
+    p = _write(
+        tmp_path / f"k.{ {'gz': 'csv.gz', 'zip': 'zip', 'plain': 'csv'}[mode] }",
+        [_row(i, ncols=ncols) for i in range(5)],
+        header,
+        mode,
+    )
     k = read_klines(p, "BTCUSDT", "1h")
     assert len(k) == 5 and k.open_time[1] - k.open_time[0] == H and k.close[0] == 100.5
 
@@ -56,14 +61,23 @@ def test_real_layout_loads_and_aligns(shared_data):
     assert np.all(np.isfinite(d.mark_close) == (closes % (8 * H) == 0))
 
 
-@pytest.mark.parametrize("rows,pattern", [
-    ([_row(0), _row(1).replace("100.0", "nan", 1), _row(2)], r"line 3: column open: 'nan' is not a finite"),
-    ([_row(0), _row(1) + ",9", _row(2)], r"line 3: expected 7 or 12 columns of kline, found 8"),
-    ([_row(0), _row(1).replace(",5.0,", ",abc,"), _row(2)], r"line 3: column volume: not a number: 'abc'"),
-    ([_row(0), _row(1, t=T0 + H + 5)], r"line 3: open_time .* not on the 1h grid"),
-    ([_row(0), _row(1), _row(1, c=101.0)], r"line 4: open_time .* duplicated with different values"),
-    ([_row(0), _row(1, v=-1.0)], r"line 3: negative volume"),
-])
+@pytest.mark.parametrize(
+    "rows,pattern",
+    [
+        (
+            [_row(0), _row(1).replace("100.0", "nan", 1), _row(2)],
+            r"line 3: column open: 'nan' is not a finite",
+        ),
+        ([_row(0), _row(1) + ",9", _row(2)], r"line 3: expected 7 or 12 columns of kline, found 8"),
+        (
+            [_row(0), _row(1).replace(",5.0,", ",abc,"), _row(2)],
+            r"line 3: column volume: not a number: 'abc'",
+        ),
+        ([_row(0), _row(1, t=T0 + H + 5)], r"line 3: open_time .* not on the 1h grid"),
+        ([_row(0), _row(1), _row(1, c=101.0)], r"line 4: open_time .* duplicated with different values"),
+        ([_row(0), _row(1, v=-1.0)], r"line 3: negative volume"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, rows, pattern):
     p = _write(tmp_path / "BTCUSDT-1h.csv.gz", rows)
     with pytest.raises(DataError, match=pattern) as ei:

@@ -15,7 +15,8 @@ SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]
 
 def _incremental(ds, leader="BTCUSDT"):
     """Feed bars one at a time through on_bar, leader first at each open time."""
-    fe = FeatureEngine(list(ds.symbols), leader=leader)
+    iv = next(iter(ds.symbols.values())).klines.interval_ms
+    fe = FeatureEngine(list(ds.symbols), leader=leader, interval_ms=iv)
     events = []
     for s, d in ds.symbols.items():
         k = d.klines
@@ -26,8 +27,17 @@ def _incremental(ds, leader="BTCUSDT"):
     for _, _, s, i in events:
         d = ds.symbols[s]
         k = d.klines
-        out[s][i] = fe.on_bar(s, int(k.open_time[i]), k.open[i], k.high[i], k.low[i], k.close[i], k.volume[i],
-                              funding_rate=d.funding[i], mark_close=d.mark_close[i])
+        out[s][i] = fe.on_bar(
+            s,
+            int(k.open_time[i]),
+            k.open[i],
+            k.high[i],
+            k.low[i],
+            k.close[i],
+            k.volume[i],
+            funding_rate=d.funding[i],
+            mark_close=d.mark_close[i],
+        )
     return out
 
 
@@ -56,7 +66,9 @@ def test_declared_names_match_engine():
 
 
 def test_parity_incremental_vs_batch_real_slice(shared_data):
-    ds = load_dataset(shared_data, SYMS, "1h", parse_date_ms("2024-02-01", ""), parse_date_ms("2024-03-15", ""))
+    ds = load_dataset(
+        shared_data, SYMS, "1h", parse_date_ms("2024-02-01", ""), parse_date_ms("2024-03-15", "")
+    )
     _check_parity(ds)
 
 
@@ -67,7 +79,9 @@ def test_parity_incremental_vs_batch_everything(shared_data):
 
 
 def test_future_bars_do_not_change_past_features(shared_data):
-    ds = load_dataset(shared_data, SYMS, "1h", parse_date_ms("2024-03-01", ""), parse_date_ms("2024-04-01", ""))
+    ds = load_dataset(
+        shared_data, SYMS, "1h", parse_date_ms("2024-03-01", ""), parse_date_ms("2024-04-01", "")
+    )
     base = batch_features(ds)
     cut = int(ds.symbols["BTCUSDT"].klines.open_time[400])
     rng = np.random.default_rng(1)
@@ -125,8 +139,13 @@ def test_book_inputs_feed_live_only_features():
 
 def test_features_match_numpy_definition(shared_data):
     """A second, independent numpy implementation of a few definitions at a real bar."""
-    ds = load_dataset(shared_data, ["BTCUSDT", "ETHUSDT"], "1h", parse_date_ms("2024-05-01", ""),
-                      parse_date_ms("2024-06-01", ""))
+    ds = load_dataset(
+        shared_data,
+        ["BTCUSDT", "ETHUSDT"],
+        "1h",
+        parse_date_ms("2024-05-01", ""),
+        parse_date_ms("2024-06-01", ""),
+    )
     bf = batch_features(ds)
     k = ds.symbols["ETHUSDT"].klines
     i = 300

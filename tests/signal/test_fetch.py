@@ -34,7 +34,9 @@ def _exchange_info():
 class Mirror:
     def __init__(self, data):
         self.k = read_klines(data / f"futures/um/klines/{SYM}/1h/{SYM}-1h.csv.gz", SYM, "1h")
-        self.m = read_klines(data / f"futures/um/markPriceKlines/{SYM}/1h/{SYM}-1h.csv.gz", SYM, "1h", mark=True)
+        self.m = read_klines(
+            data / f"futures/um/markPriceKlines/{SYM}/1h/{SYM}-1h.csv.gz", SYM, "1h", mark=True
+        )
         self.ft, self.fr = read_funding(data / f"futures/um/fundingRate/{SYM}/{SYM}-fundingRate.csv.gz")
         self.paths: list[str] = []
 
@@ -44,8 +46,23 @@ class Mirror:
         lim = min(int(q.get("limit", 500)), 1500)
         i = np.searchsorted(k.open_time, lo)
         j = min(np.searchsorted(k.open_time, hi, "right"), i + lim)
-        return [[int(k.open_time[x]), str(float(k.open[x])), str(float(k.high[x])), str(float(k.low[x])), str(float(k.close[x])),
-                 str(float(k.volume[x])), int(k.open_time[x]) + 3_599_999, "0", 0, "0", "0", "0"] for x in range(i, j)]
+        return [
+            [
+                int(k.open_time[x]),
+                str(float(k.open[x])),
+                str(float(k.high[x])),
+                str(float(k.low[x])),
+                str(float(k.close[x])),
+                str(float(k.volume[x])),
+                int(k.open_time[x]) + 3_599_999,
+                "0",
+                0,
+                "0",
+                "0",
+                "0",
+            ]
+            for x in range(i, j)
+        ]
 
     async def handle(self, req: web.Request):
         self.paths.append(req.path)
@@ -60,8 +77,12 @@ class Mirror:
             lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
             lim = int(q.get("limit", 100))
             sel = [(t, r) for t, r in zip(self.ft, self.fr, strict=True) if lo <= t <= hi][:lim]
-            return web.json_response([{"symbol": SYM, "fundingTime": int(t), "fundingRate": str(float(r)),
-                                       "markPrice": "0"} for t, r in sel])
+            return web.json_response(
+                [
+                    {"symbol": SYM, "fundingTime": int(t), "fundingRate": str(float(r)), "markPrice": "0"}
+                    for t, r in sel
+                ]
+            )
         return web.json_response({"code": -1121, "msg": "unknown path"}, status=404)
 
 
@@ -96,10 +117,27 @@ def mirror(shared_data):
 def test_fetch_writes_archive_layout(tmp_path, mirror, shared_data):
     m, url = mirror
     out = tmp_path / "data"
-    r = run_kaizen("data", "fetch", "--out", str(out), "--symbols", SYM, "--start", "2024-03-01", "--end",
-                   "2024-05-01", "--rest-url", url)
+    r = run_kaizen(
+        "data",
+        "fetch",
+        "--out",
+        str(out),
+        "--symbols",
+        SYM,
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-05-01",
+        "--rest-url",
+        url,
+    )
     assert r.returncode == 0, r.stderr
-    assert {"/fapi/v1/exchangeInfo", "/fapi/v1/klines", "/fapi/v1/markPriceKlines", "/fapi/v1/fundingRate"} <= set(m.paths)
+    assert {
+        "/fapi/v1/exchangeInfo",
+        "/fapi/v1/klines",
+        "/fapi/v1/markPriceKlines",
+        "/fapi/v1/fundingRate",
+    } <= set(m.paths)
     assert m.paths.count("/fapi/v1/klines") >= 2  # 1464 bars: paged
     got = load_dataset(out, [SYM], "1h").symbols[SYM]
     ref = load_dataset(shared_data, [SYM], "1h", 1709251200000, 1714521600000).symbols[SYM]
@@ -107,7 +145,9 @@ def test_fetch_writes_archive_layout(tmp_path, mirror, shared_data):
     for f in ("open_time", "open", "high", "low", "close", "volume"):
         np.testing.assert_array_equal(getattr(got.klines, f), getattr(ref.klines, f), err_msg=f)
     np.testing.assert_array_equal(got.mark_close, ref.mark_close)
-    np.testing.assert_array_equal(got.funding[24:], ref.funding[24:])  # first day: no earlier settlement fetched
+    np.testing.assert_array_equal(
+        got.funding[24:], ref.funding[24:]
+    )  # first day: no earlier settlement fetched
 
 
 def test_fetch_unreachable_is_one_line(tmp_path):
@@ -115,8 +155,18 @@ def test_fetch_unreachable_is_one_line(tmp_path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there
-    r = run_kaizen("data", "fetch", "--out", str(tmp_path), "--start", "2024-01-01", "--end", "2024-01-02",
-                   "--rest-url", f"http://127.0.0.1:{port}")
+    r = run_kaizen(
+        "data",
+        "fetch",
+        "--out",
+        str(tmp_path),
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-02",
+        "--rest-url",
+        f"http://127.0.0.1:{port}",
+    )
     assert r.returncode == 2
     assert r.stderr.startswith(f"kaizen: error: cannot reach http://127.0.0.1:{port}")
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
@@ -124,6 +174,18 @@ def test_fetch_unreachable_is_one_line(tmp_path):
 
 def test_fetch_unknown_symbol(tmp_path, mirror):
     _, url = mirror
-    r = run_kaizen("data", "fetch", "--out", str(tmp_path), "--symbols", "DOGEUSDT", "--start", "2024-01-01",
-                   "--end", "2024-01-02", "--rest-url", url)
+    r = run_kaizen(
+        "data",
+        "fetch",
+        "--out",
+        str(tmp_path),
+        "--symbols",
+        "DOGEUSDT",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-02",
+        "--rest-url",
+        url,
+    )
     assert r.returncode == 2 and "DOGEUSDT is not a USD-M market" in r.stderr

@@ -49,8 +49,13 @@ def test_labels_net_of_costs_and_gaps():
 
 
 def test_shuffled_labels_give_chance_auc(shared_data):
-    ds = load_dataset(shared_data, ["BTCUSDT", "ETHUSDT"], "1h", parse_date_ms("2023-01-01", ""),
-                      parse_date_ms("2024-01-01", ""))
+    ds = load_dataset(
+        shared_data,
+        ["BTCUSDT", "ETHUSDT"],
+        "1h",
+        parse_date_ms("2023-01-01", ""),
+        parse_date_ms("2024-01-01", ""),
+    )
     ts = build(ds, 4, 0.0005)
     rng = np.random.default_rng(3)
     perm = rng.permutation(len(ts.y))
