@@ -127,6 +127,7 @@ cdef class FeatureEngine:
         for k in range(CAP):
             s.c[k] = NAN; s.o[k] = NAN; s.h[k] = NAN; s.l[k] = NAN; s.v[k] = NAN
             s.r[k] = NAN; s.rv24[k] = NAN; s.fund[k] = NAN; s.prem[k] = NAN; s.lr[k] = NAN
+            s.lv[k] = NAN; s.hl2[k] = NAN; s.co2[k] = NAN
         s.n = 0
         s.pos = 0
         s.vmean24 = NAN
@@ -178,6 +179,11 @@ cdef class FeatureEngine:
         s.n += 1
         s.c[p] = c; s.o[p] = o; s.h[p] = h; s.l[p] = l; s.v[p] = v
         s.r[p] = log(c / s.c[ix(p, 1)]) if s.n >= 2 else NAN
+        s.lv[p] = log1p(v)
+        x = log(h / l)
+        s.hl2[p] = x * x
+        x = log(c / o)
+        s.co2[p] = x * x
         s.fund[p] = s.last_fund
         s.prem[p] = (mark_close / c - 1.0) if (isfinite(mark_close) and mark_close > 0.0) else NAN
 
@@ -216,10 +222,8 @@ cdef class FeatureEngine:
             y = 0.0
             for k in range(24):
                 w = ix(p, k)
-                m = log(s.h[w] / s.l[w])
-                sd = log(s.c[w] / s.o[w])
-                x += m * m
-                y += 0.5 * m * m - GK_C * sd * sd
+                x += s.hl2[w]
+                y += 0.5 * s.hl2[w] - GK_C * s.co2[w]
             out[8] = sqrt(x / 24.0 / (4.0 * LN2))
             y /= 24.0
             out[9] = sqrt(y) if y > 0.0 else 0.0
@@ -261,15 +265,8 @@ cdef class FeatureEngine:
             m = wmean(s.v, p, 24)
             s.vmean24 = m
             out[16] = safe_div(v, m)
-            x = 0.0
-            for k in range(24):
-                x += log1p(s.v[ix(p, k)])
-            x /= 24.0
-            y = 0.0
-            for k in range(24):
-                sd = log1p(s.v[ix(p, k)]) - x
-                y += sd * sd
-            out[17] = safe_div(log1p(v) - x, sqrt(y / 24.0))
+            x = wmean(s.lv, p, 24)
+            out[17] = safe_div(s.lv[p] - x, wstd(s.lv, p, 24, x))
             out[18] = (((c - l) - (h - c)) / (h - l) if h > l else 0.0) * out[16]
             out[19] = safe_div(wmean(s.v, p, 6), m)
         else:
