@@ -25,11 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_train)
 
-    if "data" not in sub.choices:  # the market domain may own `kaizen data`; fetch lives here
+    # `kaizen data fetch` lives here; the market domain may already own `kaizen data` (registered
+    # first), in which case fetch joins its sub-commands.
+    existing = sub.choices.get("data")
+    if existing is None:
         d = sub.add_parser("data", help="market data utilities")
         dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
         _register_fetch(dsub)
         d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
+    else:
+        acts = [a for a in existing._actions if isinstance(a, argparse._SubParsersAction)]
+        if acts and "fetch" not in acts[0].choices:
+            _register_fetch(acts[0])
 
 
 def _register_fetch(dsub: argparse._SubParsersAction) -> None:
