@@ -92,6 +92,8 @@ class LineageConfig(_Section):
     zstd_level: int = 3
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_seconds: int = 3600
+    zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
+    compress_threads: int = 0  # 0: compress on the writer thread; N > 0: N zstd workers per batch
 
 
 class SimConfig(_Section):

@@ -1,0 +1,613 @@
+"""The order router: target positions in, orders out, through the risk gate and the venue filters.
+
+It is the only place orders are sent from. Every order gets a deterministic client id (run, symbol,
+decision, sequence) fixed before the first attempt, so the venue adapter's retry-with-lookup can
+never make two. Positions and PnL are kept from the venue's own fills; `reconcile` compares our view
+with the venue's (positions, open orders) on start, after errors and when asked, logs each
+discrepancy as a `Reconcile` record and adopts the venue's truth. The kill switch (daily loss or
+drawdown, via RiskManager.on_equity) cancels everything, flattens with reduce-only orders and halts:
+no order is sent after it until a deliberate re-arm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kaizen.lineage import records
+from kaizen.lineage.ids import new_id
+from kaizen.risk.limits import RiskManager, position_headroom
+from kaizen.venue.base import MarketInfo, OrderRejected, OrderState, VenueError
+from kaizen.venue.clientid import belongs_to_run, make_client_id
+
+log = logging.getLogger("kaizen.router")
+
+FINAL = ("closed", "canceled", "cancelled", "rejected", "expired", "filled")
+
+
+class Lineage(Protocol):
+    def append(self, record: Any) -> Any: ...
+
+
+@dataclass
+class PlannedOrder:
+    side: str
+    qty: float
+    reduce_only: bool
+
+
+def plan_order(
+    market: MarketInfo, expected: float, target: float, price: float
+) -> tuple[PlannedOrder | None, str]:
+    """The one order that moves `expected` (position + pending) toward `target`, rounded to the
+    venue's lot, or None with the reason (nothing to do, below the venue's minimums)."""
+    delta = target - expected
+    qty = abs(market.round_qty(delta))
+    if qty <= 0:
+        return None, "within one lot of target"
+    side = "buy" if delta > 0 else "sell"
+    signed = qty if side == "buy" else -qty
+    reduce_only = expected != 0 and signed * expected < 0 and qty <= abs(expected) + 1e-12
+    ok, why = market.tradable(qty, price, reduce_only)
+    if not ok:
+        return None, why
+    return PlannedOrder(side, qty, reduce_only), ""
+
+
+@dataclass
+class _Book:
+    """Position and PnL of one symbol, from fills (average-cost)."""
+
+    qty: float = 0.0
+    avg: float = 0.0
+    realized: float = 0.0
+    fees: float = 0.0
+    funding: float = 0.0
+    mark: float = 0.0
+
+    def apply(self, side: str, qty: float, price: float, fee: float) -> float:
+        signed = qty if side == "buy" else -qty
+        realized = 0.0
+        if self.qty == 0 or self.qty * signed > 0:
+            new = self.qty + signed
+            self.avg = (self.avg * abs(self.qty) + price * qty) / abs(new)
+            self.qty = new
+        else:
+            closing = min(qty, abs(self.qty))
+            realized = closing * (price - self.avg) * (1 if self.qty > 0 else -1)
+            new = self.qty + signed
+            if abs(new) < 1e-12:
+                self.qty, self.avg = 0.0, 0.0
+            elif new * self.qty < 0:  # flipped: the remainder opens at this price
+                self.qty, self.avg = new, price
+            else:
+                self.qty = new
+        self.realized += realized
+        self.fees += fee
+        return realized
+
+    def unrealized(self) -> float:
+        return self.qty * (self.mark - self.avg) if self.qty and self.mark else 0.0
+
+
+@dataclass
+class _Tracked:
+    record: records.Order
+    symbol: str
+    side: str
+    qty: float
+    venue_order_id: str = ""
+    reported_filled: float = 0.0  # what the venue said in its order answers
+    fill_qty: float = 0.0  # what we have seen as fills
+    open: bool = True
+    fill_ids: set[str] = field(default_factory=set)
+
+    def signed(self, q: float) -> float:
+        return q if self.side == "buy" else -q
+
+    def in_flight(self) -> float:
+        """Signed quantity not yet in our fill-based position: reported fills not yet seen as fills,
+        plus what is still open."""
+        unseen = max(self.reported_filled - self.fill_qty, 0.0)
+        remaining = max(self.qty - max(self.reported_filled, self.fill_qty), 0.0) if self.open else 0.0
+        return self.signed(unseen + remaining)
+
+
+class OrderRouter:
+    def __init__(
+        self,
+        venue: Any,
+        risk: RiskManager,
+        lineage: Lineage,
+        symbols: list[str] | tuple[str, ...],
+        *,
+        run_id: str | None = None,
+        order_type: str = "market",
+        starting_equity: float | None = None,
+        clock_ms: Any = None,
+    ) -> None:
+        self.venue = venue
+        self.risk = risk
+        self.lineage = lineage
+        self.symbols = list(symbols)
+        self.run_id = run_id or f"run-{new_id()}"
+        self.order_type = order_type
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.books = {s: _Book() for s in self.symbols}
+        self.orders: dict[str, _Tracked] = {}
+        self._by_venue_id: dict[str, str] = {}
+        self._seq = 0
+        self._fill_since: dict[str, int | None] = {s: None for s in self.symbols}
+        self._seen_fills: set[str] = set()
+        self._funding_since: int | None = None
+        self._seen_funding: set[str] = set()
+        self.starting_equity = risk.equity if starting_equity is None else starting_equity
+        self.trades = 0
+        self.orders_sent = 0
+        self.kill_reason = ""
+        self._killing = False
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Learn where the venue is (fills and funding already there are history, not ours) and
+        reconcile positions and open orders with it."""
+        for sym in self.symbols:
+            for f in await self.venue.fetch_fills(sym, None):
+                self._seen_fills.add(f.trade_id)
+                self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
+        for f in await self.venue.fetch_funding(None):
+            self._seen_funding.add(f.funding_id)
+            self._funding_since = max(self._funding_since or 0, f.ts_ms)
+        self._started = True
+        await self.reconcile()
+
+    async def stop(self) -> None:
+        """Cancel every open order, then take the last fills and funding in."""
+        await self.cancel_all()
+        await self.poll(check_risk=False)
+
+    # --- targets ---------------------------------------------------------------------------------
+    def position(self, symbol: str) -> float:
+        return self.books[symbol].qty
+
+    def expected_position(self, symbol: str) -> float:
+        return self.books[symbol].qty + sum(t.in_flight() for t in self.orders.values() if t.symbol == symbol)
+
+    def open_order_count(self) -> int:
+        return sum(1 for t in self.orders.values() if t.open)
+
+    def on_market(self, symbol: str, mark_price: float, ts_ms: int) -> None:
+        """Fresh market data for `symbol` (the engine calls this per mark/book update)."""
+        if mark_price > 0:
+            self.books[symbol].mark = mark_price
+        self.risk.on_market(symbol, ts_ms)
+
+    async def set_target(
+        self,
+        symbol: str,
+        target_qty: float,
+        ref_price: float,
+        mark_price: float | None = None,
+        parents: list[int] | None = None,
+        *,
+        data_ts_ms: int | None = None,
+    ) -> list[records.Order]:
+        """Move the position in `symbol` toward `target_qty` (signed base units). `ref_price` is the
+        price the decision saw; `mark_price` the venue mark (the fat-finger band is checked against
+        it); `data_ts_ms` the time of that data (default: now) for the stale-data rule."""
+        if self.risk.halted or self._killing:
+            return []
+        if symbol not in self.books:
+            raise ValueError(f"symbol {symbol!r} is not routed (symbols: {self.symbols})")
+        now = self._clock_ms()
+        parents = list(parents or [])
+        book = self.books[symbol]
+        if mark_price and mark_price > 0:
+            book.mark = mark_price
+        self.risk.on_market(symbol, now if data_ts_ms is None else data_ts_ms)
+        mark = book.mark if book.mark > 0 else ref_price
+        out: list[records.Order] = []
+        # Resting orders of this symbol are replaced by the new plan.
+        for t in [t for t in self.orders.values() if t.symbol == symbol and t.open]:
+            await self._cancel(t)
+        plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now)
+        if plan is None:
+            return out
+        if not ok:
+            rec = self._order_record(
+                symbol, "", plan, price, parents, status="rejected", error=f"risk: {reason}"
+            )
+            self.lineage.append(rec)
+            self.lineage.append(
+                records.RiskEvent(
+                    id=new_id(),
+                    ts=now * 1_000_000,
+                    parents=[rec.id],
+                    symbol=symbol,
+                    kind="limit",
+                    detail=reason,
+                )
+            )
+            out.append(rec)
+            return out
+        rec = await self._send(symbol, plan, price, parents)
+        out.append(rec)
+        return out
+
+    def decide(
+        self, symbol: str, target_qty: float, ref_price: float, mark: float, now: int
+    ) -> tuple[PlannedOrder | None, float | None, bool, str]:
+        """Pure part of set_target: clamp the target into the limits' headroom (and to reduce-only on
+        stale data), plan the rounded order, and ask the risk gate. Returns (plan, limit price, ok, why)."""
+        market: MarketInfo = self.venue.markets[symbol]
+        if not math.isfinite(target_qty):
+            target_qty = 0.0
+        expected = self.expected_position(symbol)
+        positions = {s: self.books[s].qty for s in self.symbols}
+        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
+        prices = {s: (self.books[s].mark or (ref_price if s == symbol else 0.0)) for s in self.symbols}
+        if abs(target_qty) > abs(expected) or target_qty * expected < 0:
+            sign = 1.0 if target_qty > 0 else -1.0
+            room = position_headroom(
+                self.risk, symbol, sign, max(mark, ref_price), positions, prices, pending
+            )
+            if abs(target_qty) > room:
+                target_qty = sign * room * (1 - 1e-9)
+            if self.risk.is_stale(symbol, now):  # stale data: no new risk, only reduce
+                target_qty = expected if target_qty * expected >= 0 else 0.0
+        plan, why = plan_order(market, expected, target_qty, ref_price)
+        if plan is None:
+            return None, None, False, why
+        price = market.round_price(ref_price, plan.side) if self.order_type == "limit" else None
+        ok, reason = self.risk.check_order(
+            symbol,
+            plan.side,
+            plan.qty,
+            price if price is not None else ref_price,
+            mark,
+            positions,
+            prices,
+            self.open_order_count(),
+            now_ms=now,
+            pending=pending,
+        )
+        return plan, price, ok, reason
+
+    async def _send(
+        self,
+        symbol: str,
+        plan: PlannedOrder,
+        price: float | None,
+        parents: list[int],
+        bypass_risk: bool = False,
+    ) -> records.Order:
+        self._seq += 1
+        cid = make_client_id(self.run_id, symbol, parents[0] if parents else 0, self._seq)
+        rec = self._order_record(symbol, cid, plan, price, parents)
+        tracked = _Tracked(record=rec, symbol=symbol, side=plan.side, qty=plan.qty)
+        self.orders[cid] = tracked  # tracked before sending: if the answer is lost it is still ours
+        self.risk.record_order(self._clock_ms())
+        self.orders_sent += 1
+        try:
+            st = await self.venue.place_order(
+                symbol,
+                plan.side,
+                plan.qty,
+                client_order_id=cid,
+                order_type="limit" if price is not None else "market",
+                price=price,
+                reduce_only=plan.reduce_only,
+            )
+        except OrderRejected as exc:
+            tracked.open = False
+            rec.status, rec.error = "rejected", str(exc)
+        except VenueError as exc:
+            # Unknown outcome: keep it open-in-doubt; reconcile asks the venue by client id.
+            rec.status, rec.error = "unknown", str(exc)
+            log.warning("order %s outcome unknown: %s", cid, exc)
+        else:
+            self._update(tracked, st)
+            rec.status = "filled" if st.status == "closed" and st.filled >= plan.qty - 1e-12 else "accepted"
+            rec.venue_order_id = st.venue_order_id
+        self.lineage.append(rec)
+        return rec
+
+    def _order_record(
+        self,
+        symbol: str,
+        cid: str,
+        plan: PlannedOrder,
+        price: float | None,
+        parents: list[int],
+        status: str = "new",
+        error: str = "",
+    ) -> records.Order:
+        return records.Order(
+            id=new_id(),
+            ts=self._clock_ms() * 1_000_000,
+            parents=parents,
+            symbol=symbol,
+            client_order_id=cid,
+            side=plan.side,
+            order_type="limit" if price is not None else "market",
+            qty=plan.qty,
+            price=price or 0.0,
+            reduce_only=plan.reduce_only,
+            status=status,
+            error=error,
+        )
+
+    def _update(self, t: _Tracked, st: OrderState) -> None:
+        if st.venue_order_id:
+            t.venue_order_id = st.venue_order_id
+            self._by_venue_id[st.venue_order_id] = t.record.client_order_id
+        t.reported_filled = max(t.reported_filled, st.filled)
+        t.open = st.status not in FINAL
+
+    async def _cancel(self, t: _Tracked) -> None:
+        try:
+            st = await self.venue.cancel_order(t.symbol, t.record.client_order_id, t.venue_order_id)
+        except VenueError as exc:
+            log.warning("cancel %s failed: %s", t.record.client_order_id, exc)
+            return
+        if st is None:  # not open at the venue any more: learn its final state
+            st = await self.venue.fetch_order(t.symbol, t.record.client_order_id)
+            if st is None:
+                t.open = False
+                return
+        self._update(t, st)
+        t.open = False  # the venue confirmed the cancel (or that it is no longer open)
+
+    async def cancel_all(self) -> None:
+        """Cancel every open order on our symbols: ours and any the venue shows."""
+        for sym in self.symbols:
+            for t in [t for t in self.orders.values() if t.symbol == sym and t.open]:
+                await self._cancel(t)
+            for st in await self.venue.fetch_open_orders(sym):
+                try:
+                    await self.venue.cancel_order(sym, st.client_order_id, st.venue_order_id)
+                except VenueError as exc:
+                    log.warning("cancel %s failed: %s", st.client_order_id, exc)
+
+    async def flatten(self, parents: list[int] | None = None) -> list[records.Order]:
+        """Close every position the venue shows with reduce-only market orders (the kill switch uses
+        this; it bypasses the risk gate, since it only removes risk)."""
+        await self.cancel_all()
+        out = []
+        for _ in range(3):
+            positions = await self.venue.fetch_positions()
+            todo = [(s, p.qty) for s, p in positions.items() if s in self.books and abs(p.qty) > 0]
+            if not todo:
+                break
+            for sym, qty in todo:
+                market: MarketInfo = self.venue.markets[sym]
+                q = abs(market.round_qty(qty))
+                if q <= 0:
+                    continue
+                plan = PlannedOrder("sell" if qty > 0 else "buy", q, True)
+                out.append(await self._send(sym, plan, None, list(parents or [])))
+            await self.poll(check_risk=False)
+        return out
+
+    # --- fills, funding, equity -------------------------------------------------------------------
+    async def poll(self, check_risk: bool = True) -> None:
+        """Take new fills and funding payments in, refresh marks, update equity (may trip the kill switch)."""
+        now = self._clock_ms()
+        for sym in self.symbols:
+            fills = await self.venue.fetch_fills(sym, self._fill_since[sym])
+            for f in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
+                if f.trade_id in self._seen_fills:
+                    continue
+                self._seen_fills.add(f.trade_id)
+                self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
+                self._apply_fill(f)
+        for fp in await self.venue.fetch_funding(self._funding_since):
+            if fp.funding_id in self._seen_funding or fp.symbol not in self.books:
+                continue
+            self._seen_funding.add(fp.funding_id)
+            self._funding_since = max(self._funding_since or 0, fp.ts_ms)
+            book = self.books[fp.symbol]
+            book.funding += fp.amount
+            notional = book.qty * book.mark
+            self.lineage.append(
+                records.FundingPayment(
+                    id=new_id(),
+                    ts=fp.ts_ms * 1_000_000,
+                    symbol=fp.symbol,
+                    rate=fp.amount / notional if notional else 0.0,
+                    position_qty=book.qty,
+                    mark_price=book.mark,
+                    amount=fp.amount,
+                )
+            )
+        positions = await self.venue.fetch_positions()
+        for sym, p in positions.items():
+            if sym in self.books and p.mark_price > 0:
+                self.books[sym].mark = p.mark_price
+        equity = self.starting_equity + self.net_pnl()
+        reason = self.risk.on_equity(equity, now)
+        if reason is not None and check_risk:
+            await self.kill(reason)
+
+    def _apply_fill(self, f: Any) -> None:
+        cid = f.client_order_id or self._by_venue_id.get(f.venue_order_id, "")
+        t = self.orders.get(cid)
+        book = self.books[f.symbol]
+        realized = book.apply(f.side, f.qty, f.price, f.fee)
+        self.trades += 1
+        if t is not None:
+            t.fill_qty += f.qty
+            if t.fill_qty >= t.qty - 1e-12:
+                t.open = False
+        else:
+            self.lineage.append(
+                records.Reconcile(
+                    id=new_id(),
+                    ts=f.ts_ms * 1_000_000,
+                    symbol=f.symbol,
+                    what="fill",
+                    ours="unknown order",
+                    venue=f"trade {f.trade_id} order {f.venue_order_id}",
+                    action="applied to position",
+                )
+            )
+        self.lineage.append(
+            records.Fill(
+                id=new_id(),
+                ts=f.ts_ms * 1_000_000,
+                parents=[t.record.id] if t else [],
+                symbol=f.symbol,
+                client_order_id=cid,
+                trade_id=f.trade_id,
+                side=f.side,
+                qty=f.qty,
+                price=f.price,
+                fee=f.fee,
+                fee_asset=f.fee_asset,
+                maker=f.maker,
+                realized_pnl=realized,
+            )
+        )
+
+    def net_pnl(self) -> float:
+        return sum(b.realized + b.unrealized() - b.fees - b.funding for b in self.books.values())
+
+    def summary(self) -> dict[str, float]:
+        realized = sum(b.realized for b in self.books.values())
+        fees = sum(b.fees for b in self.books.values())
+        funding = sum(b.funding for b in self.books.values())
+        return {
+            "realized_pnl": realized,
+            "unrealized_pnl": sum(b.unrealized() for b in self.books.values()),
+            "fees": fees,
+            "funding": funding,
+            "net_pnl": self.net_pnl(),
+            "trades": float(self.trades),
+            "orders": float(self.orders_sent),
+            "max_drawdown": self.risk.max_drawdown_seen,
+        }
+
+    # --- kill switch ------------------------------------------------------------------------------
+    async def kill(self, reason: str) -> None:
+        if self._killing:
+            return
+        self._killing = True
+        if not self.risk.halted:
+            self.risk.trip(reason)
+        self.kill_reason = reason
+        ev = records.RiskEvent(
+            id=new_id(), ts=self._clock_ms() * 1_000_000, kind="kill_switch", detail=reason
+        )
+        self.lineage.append(ev)
+        try:
+            await self.flatten(parents=[ev.id])
+        finally:
+            self._killing = False
+
+    # --- reconciliation ---------------------------------------------------------------------------
+    async def reconcile(self) -> list[records.Reconcile]:
+        """Compare with the venue: positions (after taking fills in) and open orders. Each
+        discrepancy becomes a Reconcile record; the venue's view is adopted."""
+        await self.poll(check_risk=False)
+        ts = self._clock_ms() * 1_000_000
+        out: list[records.Reconcile] = []
+        # Orders in doubt or believed open: ask the venue by client id.
+        for cid, t in list(self.orders.items()):
+            if not t.open and t.record.status != "unknown":
+                continue
+            st = await self.venue.fetch_order(t.symbol, cid)
+            if st is None:
+                if t.record.status == "unknown":
+                    out.append(
+                        records.Reconcile(
+                            id=new_id(),
+                            ts=ts,
+                            symbol=t.symbol,
+                            what="open_order",
+                            ours=cid,
+                            venue="not found",
+                            action="marked not placed",
+                        )
+                    )
+                    t.record.status = "not_placed"
+                t.open = False
+                continue
+            was_open = t.open
+            self._update(t, st)
+            if t.record.status == "unknown" or was_open != t.open:
+                out.append(
+                    records.Reconcile(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=t.symbol,
+                        what="open_order",
+                        ours=cid,
+                        venue=f"{st.status} filled={st.filled}",
+                        action="adopted venue state",
+                    )
+                )
+                if t.record.status == "unknown":
+                    t.record.status = "accepted"
+        await self.poll(check_risk=False)
+        for sym in self.symbols:
+            for st in await self.venue.fetch_open_orders(sym):
+                if st.client_order_id in self.orders:
+                    continue
+                mine = belongs_to_run(st.client_order_id, self.run_id)
+                if mine:  # sent by us but its answer was lost: track it
+                    rec = records.Order(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=sym,
+                        client_order_id=st.client_order_id,
+                        side=st.side,
+                        order_type=st.order_type,
+                        qty=st.qty,
+                        price=st.price,
+                        reduce_only=st.reduce_only,
+                        status="accepted",
+                        venue_order_id=st.venue_order_id,
+                    )
+                    t = _Tracked(record=rec, symbol=sym, side=st.side, qty=st.qty)
+                    self.orders[st.client_order_id] = t
+                    self._update(t, st)
+                out.append(
+                    records.Reconcile(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=sym,
+                        what="open_order",
+                        ours="none",
+                        venue=f"{st.client_order_id} {st.side} {st.qty}@{st.price}",
+                        action="adopted" if mine else "left alone (not this run's)",
+                    )
+                )
+        positions = await self.venue.fetch_positions()
+        for sym in self.symbols:
+            p = positions.get(sym)
+            vq = p.qty if p else 0.0
+            book = self.books[sym]
+            lot = self.venue.markets[sym].lot_size
+            if abs(vq - book.qty) > lot / 2:
+                out.append(
+                    records.Reconcile(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=sym,
+                        what="position",
+                        ours=f"{book.qty:.12g}",
+                        venue=f"{vq:.12g}",
+                        action="adopted venue position",
+                    )
+                )
+                book.qty = vq
+                book.avg = p.entry_price if p and vq else 0.0
+            if p and p.mark_price > 0:
+                book.mark = p.mark_price
+        for r in out:
+            self.lineage.append(r)
+        return out
