@@ -68,6 +68,15 @@ class ModelConfig(_Section):
     horizon_bars: int = 4
     interval: str = "1h"
     pooled: bool = True
+    # signal training (kaizen train): walk-forward folds, embargo, XGBoost sizes
+    leader: str = "BTCUSDT"
+    folds: int = 6
+    embargo_bars: int = 24
+    trees: int = 200
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    meta_trees: int = 100
+    threads: int = 2
 
 
 class LoopConfig(_Section):
