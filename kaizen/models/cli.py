@@ -1,4 +1,12 @@
-"""`kaizen train` (signal ensemble on historical data) and `kaizen data fetch` (ccxt download)."""
+"""`kaizen train` (signal ensemble on historical data) and `kaizen data fetch` (ccxt download).
+
+`[models] pooled = true` (default) trains one ensemble on every symbol's rows into OUT/models/.
+`pooled = false` trains one ensemble per symbol (same folds logic, that symbol's rows only) into
+OUT/models/SYMBOL/; metrics.json keeps its shape with MODEL keys "SYMBOL/surface" and
+"SYMBOL/meta", and "meta" names the first configured symbol's meta model (e.g. "BTCUSDT/meta").
+A fold entry is keyed by its (start, end) span and holds the models of every symbol whose fold
+has that span (all of them when the symbols cover the same dates).
+"""
 
 from __future__ import annotations
 

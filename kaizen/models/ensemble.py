@@ -8,7 +8,10 @@ Training (`train`):
      (same purge/embargo) and predicts Bk; every model is scored on folds 2..K, the same rows;
   3. the saved models: bases refit on all rows, the meta refit on all out-of-fold predictions.
 Saved as XGBoost JSON plus manifest.json (features and versions, data range, parameters, fold
-metrics, content hash); `Ensemble.load(dir).predict(x)` serves them.
+metrics, content hash); `Ensemble.load(dir).predict(x)` serves them. By default every model is
+loaded through kaizen.models.compile.load_forest (generated C, or its interpreter), so live
+prediction never calls XGBoost's Python API; `Ensemble.load(dir, backend="xgboost")` keeps
+Boosters (the reference; both agree to 1e-6, tests/signal/test_per_symbol_and_compiled.py).
 """
 
 from __future__ import annotations
