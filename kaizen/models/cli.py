@@ -1,4 +1,12 @@
-"""`kaizen train` (signal ensemble on historical data) and `kaizen data fetch` (ccxt download)."""
+"""`kaizen train` (signal ensemble on historical data) and `kaizen data fetch` (ccxt download).
+
+`[models] pooled = true` (default) trains one ensemble on every symbol's rows into OUT/models/.
+`pooled = false` trains one ensemble per symbol (same folds logic, that symbol's rows only) into
+OUT/models/SYMBOL/; metrics.json keeps its shape with MODEL keys "SYMBOL/surface" and
+"SYMBOL/meta", and "meta" names the first configured symbol's meta model (e.g. "BTCUSDT/meta").
+A fold entry is keyed by its (start, end) span and holds the models of every symbol whose fold
+has that span (all of them when the symbols cover the same dates).
+"""
 
 from __future__ import annotations
 
@@ -88,6 +96,8 @@ def verdict(overall: dict, meta: str = "meta") -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from kaizen import config as kconfig
     from kaizen.market.data import interval_ms, load_dataset, parse_date_ms
     from kaizen.models import ensemble
@@ -102,8 +112,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"{src}: key 'models.{key}' must be >= 1, got {getattr(mc, key)!r}")
     if mc.embargo_bars < 0 or not 0 < mc.learning_rate <= 1:
         raise ConfigError(f"{src}: 'models.embargo_bars' must be >= 0 and 'models.learning_rate' in (0, 1]")
-    if not mc.pooled:
-        raise ConfigError(f"{src}: 'models.pooled = false' (per-symbol models) is not supported yet")
     iv = interval_ms(mc.interval)
     start = parse_date_ms(args.start, "--start")
     end = parse_date_ms(args.end, "--end")
@@ -137,37 +145,72 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     from kaizen.models.features import surfaces_of
 
-    nb = sum(
-        1
-        for s, idx in surfaces_of(list(ensemble.FEATURE_NAMES)).items()
-        if not (ts.X[:, idx] != ts.X[:, idx]).all()
-    )
-    bar = Progress(ensemble.n_steps(params, nb), label="train")
+    # pooled: one ensemble on every symbol's rows; per-symbol: one ensemble per symbol (same folds
+    # logic on that symbol's rows only), saved under OUT/models/SYMBOL/.
+    if mc.pooled:
+        groups = [("", np.ones(len(ts.y), bool))]
+    else:
+        groups = [(s, ts.sid == i) for i, s in enumerate(ts.symbols)]
+    surf = surfaces_of(list(ensemble.FEATURE_NAMES))
+
+    def n_bases(rows: np.ndarray) -> int:
+        return sum(1 for idx in surf.values() if not np.isnan(ts.X[np.ix_(rows, idx)]).all())
+
+    steps = sum(ensemble.n_steps(params, n_bases(np.flatnonzero(m))) for _, m in groups)
+    bar = Progress(steps, label="train")
+    results = []
     try:
-        res = ensemble.train(ts.X, ts.y, ts.ret, ts.t, params, progress=lambda note: bar.advance(1, note))
+        for sym, mask in groups:
+            rows = np.flatnonzero(mask)
+            tag = f"{sym} " if sym else ""
+            try:
+                res = ensemble.train(
+                    ts.X[rows], ts.y[rows], ts.ret[rows], ts.t[rows], params,
+                    progress=lambda note, tag=tag: bar.advance(1, tag + note),
+                )  # fmt: skip
+            except DataError as exc:
+                if not sym:
+                    raise
+                raise DataError(f"{sym}: {exc}") from None
+            results.append((sym, rows, res))
     finally:
         bar.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    info = {
-        "data": {"dir": str(data), "symbols": list(ds.symbols), "interval": mc.interval,
-                 "start": ensemble._date(int(ts.t.min())), "end": ensemble._date(int(ts.t.max())),
-                 "report": ds.report},
-        "label": {"kind": "net_forward_return", "horizon_bars": mc.horizon_bars, "fee_per_side": cfg.fees.taker,
-                  "funding": "latest settled rate * hold / 8h"},
-        "params": {"base": params.base_params(), "base_rounds": params.trees, "meta": params.meta_params(),
-                   "meta_rounds": params.meta_trees, "folds": params.folds, "embargo_bars": params.embargo_bars,
-                   "pooled": True, "leader": mc.leader},
-    }  # fmt: skip
-    h = ensemble.save(res, out / "models", info)
-    metrics = {"meta": ensemble.META, "overall": res.overall, "folds": res.folds}
+    overall: dict = {}
+    folds: dict[tuple[str, str], dict] = {}  # (start, end) -> fold entry, models of every symbol
+    versions = []
+    for sym, rows, res in results:
+        pre = f"{sym}/" if sym else ""
+        t_rows = ts.t[rows]
+        info = {
+            "data": {"dir": str(data), "symbols": [sym] if sym else list(ds.symbols), "interval": mc.interval,
+                     "start": ensemble._date(int(t_rows.min())), "end": ensemble._date(int(t_rows.max())),
+                     "report": ds.report},
+            "label": {"kind": "net_forward_return", "horizon_bars": mc.horizon_bars,
+                      "fee_per_side": cfg.fees.taker, "funding": "latest settled rate * hold / 8h"},
+            "params": {"base": params.base_params(), "base_rounds": params.trees, "meta": params.meta_params(),
+                       "meta_rounds": params.meta_trees, "folds": params.folds,
+                       "embargo_bars": params.embargo_bars, "pooled": mc.pooled, "leader": mc.leader},
+        }  # fmt: skip
+        mdir = out / "models" / sym if sym else out / "models"
+        versions.append(f"{pre}{ensemble.save(res, mdir, info)[:16]}")
+        overall.update({pre + k: v for k, v in res.overall.items()})
+        for f in res.folds:
+            e = folds.setdefault((f["start"], f["end"]), {"start": f["start"], "end": f["end"], "models": {}})
+            e["models"].update({pre + k: v for k, v in f["models"].items()})
+        if sym:
+            print(f"== {sym} ({len(rows)} rows) ==")
+        print(_table(res.folds, res.overall, res.prior))
+        print(verdict(res.overall))
+        if res.skipped:
+            print("skipped surfaces: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
+    first = results[0][0]
+    meta = f"{first}/{ensemble.META}" if first else ensemble.META
+    metrics = {"meta": meta, "overall": overall, "folds": sorted(folds.values(), key=lambda e: e["start"])}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(_table(res.folds, res.overall, res.prior))
-    print(verdict(res.overall))
-    if res.skipped:
-        print("skipped surfaces: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
     print(
-        f"models: {out / 'models'} (version {h[:16]}); metrics: {out / 'metrics.json'}; "
+        f"models: {out / 'models'} (version {', '.join(versions)}); metrics: {out / 'metrics.json'}; "
         f"{time.monotonic() - t0:.1f}s"
     )
     return 0

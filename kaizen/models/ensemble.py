@@ -8,7 +8,10 @@ Training (`train`):
      (same purge/embargo) and predicts Bk; every model is scored on folds 2..K, the same rows;
   3. the saved models: bases refit on all rows, the meta refit on all out-of-fold predictions.
 Saved as XGBoost JSON plus manifest.json (features and versions, data range, parameters, fold
-metrics, content hash); `Ensemble.load(dir).predict(x)` serves them.
+metrics, content hash); `Ensemble.load(dir).predict(x)` serves them. By default every model is
+loaded through kaizen.models.compile.load_forest (generated C, or its interpreter), so live
+prediction never calls XGBoost's Python API; `Ensemble.load(dir, backend="xgboost")` keeps
+Boosters (the reference; both agree to 1e-6, tests/signal/test_per_symbol_and_compiled.py).
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ def _fit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int):
 
 
 def _predict(booster, X: np.ndarray) -> np.ndarray:
+    if not hasattr(booster, "inplace_predict"):  # a kaizen Forest (compiled / interpreted)
+        # float32 like Booster.predict, so the meta model sees the same logits on either backend
+        p = booster.predict(np.ascontiguousarray(X, dtype=np.float32))
+        return np.asarray(p, dtype=np.float32).ravel()
     import xgboost as xgb
 
     try:
@@ -238,13 +245,25 @@ class Ensemble:
                     f"{path}: feature {n} was version {v} at training, this build has {versions.get(n)}"
                 )
         self._cols = {s: np.array([names.index(n) for n in manifest["surfaces"][s]]) for s in self.bases}
-        self._boosters = boosters
+        self._boosters = boosters  # name -> xgboost.Booster or kaizen Forest
+        self.backend = "xgboost"
 
     @classmethod
-    def load(cls, path: str | Path) -> Ensemble:
-        import xgboost as xgb
+    def load(cls, path: str | Path, backend: str = "auto", cache_dir: str | Path | None = None) -> Ensemble:
+        """Load and verify a saved ensemble.
 
+        backend: "auto" | "compiled" | "interp" | "capi" build every model through
+        `kaizen.models.compile.load_forest` (no XGBoost Python API on the prediction path;
+        "auto" compiles when a C compiler works, else interprets); "xgboost" keeps Boosters.
+        """
         path = Path(path)
+        if backend != "xgboost":
+            from kaizen.models.compile import BACKENDS
+
+            if backend not in BACKENDS:
+                raise DataError(
+                    f"ensemble backend {backend!r} unknown; expected xgboost or one of {', '.join(BACKENDS)}"
+                )
         mp = path / MANIFEST
         try:
             manifest = json.loads(mp.read_text())
@@ -265,12 +284,22 @@ class Ensemble:
         h.update(json.dumps(body, sort_keys=True).encode())
         if h.hexdigest() != manifest.get("content_hash"):
             raise DataError(f"{path}: content hash mismatch (models or manifest changed after training)")
-        for name, data in blobs.items():
-            b = xgb.Booster()
-            b.load_model(bytearray(data))
-            b.set_param({"nthread": 1})
-            boosters[name] = b
-        return cls(manifest, boosters, path)
+        if backend == "xgboost":
+            import xgboost as xgb
+
+            for name, data in blobs.items():
+                b = xgb.Booster()
+                b.load_model(bytearray(data))
+                b.set_param({"nthread": 1})
+                boosters[name] = b
+        else:
+            from kaizen.models.compile import load_forest
+
+            for name, data in blobs.items():
+                boosters[name] = load_forest(data, backend=backend, cache_dir=cache_dir)
+        ens = cls(manifest, boosters, path)
+        ens.backend = backend
+        return ens
 
     def predict(self, x: np.ndarray) -> dict[str, Any]:
         """Base-model probabilities per surface and the meta probability ("meta")."""
