@@ -68,6 +68,15 @@ class ModelConfig(_Section):
     horizon_bars: int = 4
     interval: str = "1h"
     pooled: bool = True
+    # signal training (kaizen train): walk-forward folds, embargo, XGBoost sizes
+    leader: str = "BTCUSDT"
+    folds: int = 6
+    embargo_bars: int = 24
+    trees: int = 200
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    meta_trees: int = 100
+    threads: int = 2
 
 
 class LoopConfig(_Section):
@@ -80,7 +89,8 @@ class LineageConfig(_Section):
     dir: str = "runs/lineage"
     flush_interval_ms: int = 50
     fsync: Literal["never", "interval", "always"] = "interval"
-    zstd_level: int = 3
+    zstd_level: int = 3  # used when zstd_fast is false
+    zstd_fast: bool = True  # zstd "fast" strategy tuned on lineage records (see kaizen/lineage/writer.py)
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_seconds: int = 3600
     zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
+
+# Compiled predictors are cached per test session, not in the user's ~/.cache (child processes
+# inherit this).
+os.environ.setdefault("KAIZEN_CACHE_DIR", tempfile.mkdtemp(prefix="kaizen-test-cache-"))
 
 
 @pytest.fixture(scope="session")

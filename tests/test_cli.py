@@ -18,3 +18,10 @@ def test_bad_arguments_give_one_line():
     assert res.stderr.strip().splitlines() == [
         "kaizen demo: error: argument --duration: invalid float value: 'soon' (see --help)"
     ]
+
+
+def test_every_subcommand_has_help():
+    for cmd in ("sim", "run", "demo", "log", "book", "train", "data", "risk"):
+        res = run_kaizen(cmd, "--help")
+        assert res.returncode == 0, (cmd, res.stderr)
+        assert f"usage: kaizen {cmd}" in res.stdout
