@@ -12,6 +12,9 @@ from kaizen.venue.ccxt_venue import CcxtVenue, kaizen_to_unified
 class BinanceUSDM(CcxtVenue):
     name = "binanceusdm"
     ccxt_id = "binanceusdm"
+    # -1000 UNKNOWN, -1001 DISCONNECTED, -1003 TOO_MANY_REQUESTS, -1006 UNEXPECTED_RESP,
+    # -1007 TIMEOUT (execution status unknown), -1008 SERVER_BUSY, -1021 timestamp outside recvWindow.
+    TRANSIENT_CODES = frozenset({-1000, -1001, -1003, -1006, -1007, -1008, -1021})
 
     def _options(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,9 +62,15 @@ def unified_to_kaizen(symbol: str) -> str:
     return f"{base}{quote}"
 
 
+_CODE = re.compile(r'"(?:code|retCode)"\s*:\s*"?(-?\d+)')
+
+
 class CcxtVenue:
     name = "ccxt"
     ccxt_id = ""
+    # Venue error codes that mean "not processed / state unknown, try again" even where ccxt maps
+    # them to a non-network error class (ccxt's linear table maps Binance -1001 to ExchangeError).
+    TRANSIENT_CODES: frozenset[int] = frozenset()
 
     def __init__(
         self, cfg: Config, rest_url: str | None = None, *, ws_url: str = "", retry: RetryPolicy | None = None
@@ -172,22 +179,21 @@ class CcxtVenue:
             try:
                 raw = await self.ex.create_order(vsym, order_type, side, qty, price, dict(params))
                 return self._order_state(symbol, raw, client_order_id)
-            except ccxt.NetworkError as exc:  # timeout, 5xx, disconnect, 429/418: state unknown
+            except ccxt.BaseError as exc:
+                if not self.is_transient(exc):
+                    text = str(exc).lower()
+                    if "duplicat" in text or "-4116" in text:  # that client id exists: it is ours
+                        found = await self._find(symbol, client_order_id)
+                        if found is not None:
+                            return found
+                    raise OrderRejected(self._describe(exc)) from None
+                # timeout, 5xx, disconnect, 429/418: the order's state is unknown
                 last = exc
                 self.stats["retries"] += 1
                 delay = self.retry.delay(attempt, self._retry_after(exc))
                 log.warning("%s place %s: %s; retrying in %.2fs", self.ccxt_id, client_order_id,
                             self.redact(type(exc).__name__), delay)
                 await asyncio.sleep(delay)
-            except ccxt.InvalidOrder as exc:
-                text = str(exc).lower()
-                if "duplicat" in text or "-4116" in text:
-                    found = await self._find(symbol, client_order_id)
-                    if found is not None:
-                        return found
-                raise OrderRejected(self._describe(exc)) from None
-            except ccxt.BaseError as exc:  # auth, bad request, insufficient funds...
-                raise OrderRejected(self._describe(exc)) from None
         found = await self._find(symbol, client_order_id)
         if found is not None:
             return found
@@ -209,10 +215,11 @@ class CcxtVenue:
                 return self._order_state(symbol, raw, client_order_id)
             except ccxt.OrderNotFound:
                 return None
-            except ccxt.NetworkError as exc:
-                self.stats["retries"] += 1
-                await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
             except ccxt.BaseError as exc:
+                if self.is_transient(exc):
+                    self.stats["retries"] += 1
+                    await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
+                    continue
                 text = str(exc).lower()
                 if "unknown order" in text or "-2011" in text or "-2013" in text:
                     return None
@@ -311,19 +318,26 @@ class CcxtVenue:
         for attempt in range(self.retry.attempts):
             try:
                 return await thunk()
-            except ccxt.NetworkError as exc:
+            except ccxt.BaseError as exc:
+                if not self.is_transient(exc):
+                    raise VenueError(f"{self.ccxt_id} {what}: {self._describe(exc)}") from None
                 last = exc
                 self.stats["retries"] += 1
                 await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
-            except ccxt.BaseError as exc:
-                raise VenueError(f"{self.ccxt_id} {what}: {self._describe(exc)}") from None
         raise VenueError(f"{self.ccxt_id} {what}: gave up after {self.retry.attempts} attempts ({self._describe(last)})")
 
-    def _retry_after(self, exc: Exception) -> float | None:
+    def is_transient(self, exc: Exception) -> bool:
+        """Worth retrying (after a lookup, for orders): network/timeout/5xx/429 or a venue code
+        that says the request was not processed or its outcome is unknown."""
         import ccxt
 
-        if not isinstance(exc, ccxt.DDoSProtection):
-            return None
+        if isinstance(exc, ccxt.OperationFailed):  # NetworkError (timeouts, 5xx, 429), BadResponse
+            return True
+        m = _CODE.search(str(exc))
+        return bool(m) and int(m.group(1)) in self.TRANSIENT_CODES
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        """Retry-After of the answer that raised `exc` (429/418/503), if the venue sent one."""
         headers = getattr(self.ex, "last_response_headers", None) or {}
         for k, v in headers.items():
             if k.lower() == "retry-after":
