@@ -1,0 +1,69 @@
+"""`kaizen sim`: run the exchange simulator alone. Its first stdout line gives the base URLs:
+`kaizen-sim rest=http://HOST:PORT ws=ws://HOST:PORT2` (fixed interface; other tools parse it)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="run the local Binance USD-M exchange simulator (REST + websocket)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="REST port (default 0: a free port)")
+    p.add_argument("--ws-port", type=int, default=0, help="websocket port (default 0: a free port)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
+    p.add_argument("--speed", type=float, default=60.0, help="sim seconds per wall second (default 60)")
+    p.add_argument("--api-key", default="", help="API key clients must send (default: any)")
+    p.add_argument("--api-secret", default="", help="HMAC secret for signed requests (default: unchecked)")
+    p.add_argument("--balance", type=float, default=10_000.0, help="starting USDT balance (default 10000)")
+    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT", help="comma-separated symbols")
+    p.set_defaults(func=_sim)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from kaizen.errors import KaizenError
+
+    if not args.speed > 0:
+        raise KaizenError(f"--speed must be > 0, got {args.speed}")
+    if not 0 <= args.port < 65536 or not 0 <= args.ws_port < 65536:
+        raise KaizenError(f"--port must be 0..65535, got {args.port}")
+    if bool(args.api_key) != bool(args.api_secret):
+        raise KaizenError("--api-key and --api-secret go together")
+    from kaizen.venue.sim.spec import SPECS
+
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    bad = [s for s in symbols if s not in SPECS]
+    if bad or not symbols:
+        raise KaizenError(f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})")
+    import asyncio
+    import signal
+    import sys
+
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+
+    async def main() -> int:
+        from kaizen.venue.sim import Simulator
+
+        sim = Simulator(seed=args.seed, speed=args.speed, symbols=symbols, api_key=args.api_key,
+                        api_secret=args.api_secret, host=args.host, port=args.port, ws_port=args.ws_port,
+                        starting_balance=args.balance)
+        try:
+            await sim.start()
+        except OSError as exc:
+            raise KaizenError(f"cannot bind {args.host}:{args.port}: {exc.strerror or exc}") from None
+        sys.stdout.write(f"kaizen-sim rest={sim.rest_url} ws={sim.ws_url}\n")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await sim.stop()
+        return 0
+
+    return runner(main())

@@ -1,0 +1,57 @@
+"""`kaizen sim` as a real process: first line, serving, clean exit on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _spawn(*extra: str) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen(
+        [sys.executable, "-m", "kaizen", "sim", "--seed", "3", "--speed", "120", *extra],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sim_cli_first_line_serves_and_exits_cleanly(sig: int) -> None:
+    proc = _spawn()
+    try:
+        line = proc.stdout.readline().rstrip("\n")
+        parts = line.split()
+        assert parts[0] == "kaizen-sim", line
+        fields = dict(p.split("=", 1) for p in parts[1:])
+        assert set(fields) == {"rest", "ws"}
+        assert fields["rest"].startswith("http://127.0.0.1:") and fields["ws"].startswith("ws://127.0.0.1:")
+        with urllib.request.urlopen(fields["rest"] + "/fapi/v1/exchangeInfo", timeout=10) as r:
+            info = json.load(r)
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]
+        with urllib.request.urlopen(fields["rest"] + "/fapi/v1/depth?symbol=BTCUSDT&limit=5", timeout=10) as r:
+            depth = json.load(r)
+        assert len(depth["bids"]) == 5 and float(depth["bids"][0][0]) < float(depth["asks"][0][0])
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_sim_cli_bad_input_is_one_line_exit_2() -> None:
+    proc = _spawn("--symbols", "DOGEUSDT")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "DOGEUSDT" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert out == ""
