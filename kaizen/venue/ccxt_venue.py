@@ -97,6 +97,8 @@ class CcxtVenue:
             }
         )
         self.ex.logger = self._logger
+        # ccxt's `verbose` mode prints request headers (the API key) through `log`: redact there too.
+        self.ex.log = lambda *args: print(self._redact(" ".join(str(a) for a in args)))
         del key, secret
         if rest_url:
             self._point_at(rest_url)
