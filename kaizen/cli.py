@@ -1,5 +1,8 @@
-"""The `kaizen` command. Each domain registers its own sub-commands; heavy imports happen inside
-handlers so `kaizen --help` stays fast."""
+"""Kaizen: autonomous crypto-perpetuals trading on a self-improving model loop.
+
+Each domain registers its own sub-commands; heavy imports happen inside handlers so that
+`kaizen --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +18,21 @@ COMMAND_MODULES = (
     "kaizen.venue.sim.cli",  # kaizen sim
     "kaizen.engine.cli",  # kaizen run, kaizen demo
     "kaizen.lineage.cli",  # kaizen log ...
-    "kaizen.market.cli",  # kaizen book ..., kaizen data ...
-    "kaizen.models.cli",  # kaizen train ...
+    "kaizen.market.cli",  # kaizen book ...
+    "kaizen.models.cli",  # kaizen train ..., kaizen data ...
+    "kaizen.risk.cli",  # kaizen risk status|rearm
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the problem, exit 2 (argparse would add a usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kaizen", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="kaizen", description=__doc__.splitlines()[0])
     from kaizen import __version__
 
     parser.add_argument("--version", action="version", version=f"kaizen {__version__}")

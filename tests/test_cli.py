@@ -10,3 +10,11 @@ def test_help_lists_commands():
 def test_no_command_is_an_error():
     res = run_kaizen()
     assert res.returncode == 2
+
+
+def test_bad_arguments_give_one_line():
+    res = run_kaizen("demo", "--duration", "soon")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "kaizen demo: error: argument --duration: invalid float value: 'soon' (see --help)"
+    ]

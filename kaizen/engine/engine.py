@@ -7,7 +7,6 @@ event clock is the venue's (message event times), so bar boundaries are the venu
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import Any
 
@@ -22,8 +21,11 @@ from kaizen.lineage.ids import new_id
 class Engine:
     """Wires feed → bars → features → strategy → sizing → router, logging each step to lineage."""
 
-    def __init__(self, cfg: Config, venue: Any, lineage: Any, config_hash: str = "") -> None:
+    def __init__(
+        self, cfg: Config, venue: Any, lineage: Any, config_hash: str = "", state_path: Any = None
+    ) -> None:
         self.cfg = cfg
+        self.state_path = state_path
         self.venue = venue
         self.lineage = lineage
         self.config_hash = config_hash
@@ -56,12 +58,20 @@ class Engine:
             R.RunStart, mode=cfg.mode, version=__version__, config_hash=self.config_hash, symbols=cfg.symbols
         )
         await self.venue.connect()
-        balance = await self.venue.fetch_balance()
-        self.equity0 = float(
-            balance.get("USDT", balance.get("total", 0.0)) if isinstance(balance, dict) else balance
+        self.equity0 = (await self.venue.fetch_balance()).equity
+        # The risk manager and router run on the venue's event clock (sim time in paper mode); the
+        # feed's own wall-clock watchdog reports silence as a "stale" status.
+        self.risk = RiskManager(
+            cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms()
         )
-        self.risk = RiskManager(cfg.risk, equity=self.equity0)
-        self.router = OrderRouter(self.venue, self.risk, self.lineage, cfg.symbols)
+        self.router = OrderRouter(
+            self.venue,
+            self.risk,
+            self.lineage,
+            cfg.symbols,
+            starting_equity=self.equity0,
+            clock_ms=self._clock_ms,
+        )
         await self.router.start()
         markets = self.venue.markets
         self.feed = MarketFeed(
@@ -96,11 +106,10 @@ class Engine:
                 await self.router.flatten()
             # Fills of the flattening orders arrive through the venue's trade history.
             for _ in range(20):
-                await self.router.poll()
+                await self.router.poll(check_risk=False)
                 if all(abs(self.router.position(s)) < 1e-12 for s in self.cfg.symbols):
                     break
                 await asyncio.sleep(0.1)
-            await self.router.poll()
             await self.router.stop()
             summary = self.summary()
         self._log(R.RunEnd, reason=reason, summary=summary)
@@ -125,9 +134,13 @@ class Engine:
         self.mark[symbol] = mark
         self.funding_rate[symbol] = funding_rate
         self._clock(ts_ns)
+        if self.router is not None:
+            self.router.on_market(symbol, mark, ts_ns // 1_000_000)
 
     def on_book(self, symbol: str, ts_ns: int, book: Any) -> None:
         self._clock(ts_ns)
+        if self.router is not None:
+            self.router.on_market(symbol, 0.0, ts_ns // 1_000_000)
 
     def on_status(self, symbol: str, status: str, reason: str) -> None:
         self.status[symbol] = status
@@ -160,6 +173,16 @@ class Engine:
             values=feats,
         )
         signal, reason = self.strategy.signal(feats)
+        pred = self._log(
+            R.Prediction,
+            ts=ts,
+            symbol=bar.symbol,
+            parents=[snap.id],
+            model=VERSION,
+            role=f"{bar.symbol}/signal",
+            value=signal,
+            features_id=snap.id,
+        )
         position = self.router.position(bar.symbol)
         target = position
         if self.status.get(bar.symbol) != "valid":
@@ -172,7 +195,7 @@ class Engine:
             R.Decision,
             ts=ts,
             symbol=bar.symbol,
-            parents=[snap.id],
+            parents=[pred.id],
             model=VERSION,
             strategy=NAME,
             signal=signal,
@@ -191,8 +214,8 @@ class Engine:
             return 0.0
         bars_per_year = 365 * 24 * 3600 / self.cfg.strategy.bar_seconds
         equity = self.equity0 + self.router.summary().get("net_pnl", 0.0)
-        qty = size_position(
-            abs(signal),
+        return size_position(
+            signal,
             price,
             max(vol_per_bar, 1e-6),
             bars_per_year,
@@ -200,8 +223,8 @@ class Engine:
             self.cfg.risk.vol_target_annual,
             1.0 / len(self.cfg.symbols),
             self.cfg.risk.max_notional_per_symbol,
+            next_funding_rate=self.funding_rate.get(symbol, 0.0),
         )
-        return math.copysign(qty, signal)
 
     # ---- background loops ------------------------------------------------------------------------
     async def _order_loop(self) -> None:
@@ -220,11 +243,7 @@ class Engine:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.router.poll()
-                equity = self.equity0 + self.router.summary().get("net_pnl", 0.0)
-                if self.risk.on_equity(equity):
-                    await self.router.cancel_all()
-                    await self.router.flatten()
+                await self.router.poll()  # fills, funding, equity; trips the kill switch when due
             except Exception as exc:
                 self._error(f"poll: {type(exc).__name__}: {exc}")
 
@@ -238,6 +257,9 @@ class Engine:
                 self._error(f"reconcile: {type(exc).__name__}: {exc}")
 
     # ---- helpers ---------------------------------------------------------------------------------
+    def _clock_ms(self) -> int:
+        return self.last_event_ns // 1_000_000 if self.last_event_ns else time.time_ns() // 1_000_000
+
     def _log(self, cls: type, ts: int | None = None, **fields: Any) -> Any:
         rec = cls(id=new_id(), ts=ts if ts is not None else (self.last_event_ns or time.time_ns()), **fields)
         self.lineage.append(rec)

@@ -13,7 +13,7 @@ ROWS = (
     ("fees", "fees paid (USDT)", "{:.4f}"),
     ("funding", "funding paid (USDT, + = paid)", "{:+.4f}"),
     ("trades", "trades (fills)", "{:.0f}"),
-    ("max_drawdown", "max drawdown (USDT)", "{:.4f}"),
+    ("max_drawdown", "max drawdown (fraction of peak equity)", "{:.4%}"),
     ("bars", "bars closed", "{:.0f}"),
     ("decisions", "decisions", "{:.0f}"),
 )

@@ -120,7 +120,7 @@ async def _run_async(
     lineage_dir = Path(cfg.lineage.dir)
     writer = LineageWriter(lineage_dir, cfg.lineage)
     venue = make_venue(cfg, rest_url=rest_url, ws_url=ws_url)
-    engine = Engine(cfg, venue, writer, config_hash(cfg))
+    engine = Engine(cfg, venue, writer, config_hash(cfg), state_path=lineage_dir.parent / "risk_halt.json")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -109,9 +109,7 @@ class RiskManager:
             return False, f"stale market data on {symbol}: no new risk"
         mark = mark_price
         if abs(new) * mark > cfg.max_notional_per_symbol * (1 + 1e-9):
-            return False, (
-                f"max_notional_per_symbol: {abs(new) * mark:.2f} > {cfg.max_notional_per_symbol}"
-            )
+            return False, (f"max_notional_per_symbol: {abs(new) * mark:.2f} > {cfg.max_notional_per_symbol}")
         equity = self.equity
         if equity <= 0:
             return False, "no equity"
@@ -167,8 +165,12 @@ class RiskManager:
     def trip(self, reason: str) -> str:
         self.halted = True
         self.halt_reason = reason
-        print(f"kaizen: KILL SWITCH: {reason} -- cancelling all orders, flattening, trading halted "
-              "(re-arm with `kaizen risk rearm`)", file=sys.stderr, flush=True)
+        print(
+            f"kaizen: KILL SWITCH: {reason} -- cancelling all orders, flattening, trading halted "
+            "(re-arm with `kaizen risk rearm`)",
+            file=sys.stderr,
+            flush=True,
+        )
         if self.state_path is not None:
             save_halt_state(self.state_path, reason)
         return reason

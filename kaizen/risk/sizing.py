@@ -28,7 +28,15 @@ def size_position(
     the edge left after the next funding payment, and is zero when funding eats all of it.
     Any non-finite or non-positive input that makes the size undefined gives 0.
     """
-    values = (signal_confidence, price, vol_per_bar, bars_per_year, equity, vol_target_annual, bandit_allocation)
+    values = (
+        signal_confidence,
+        price,
+        vol_per_bar,
+        bars_per_year,
+        equity,
+        vol_target_annual,
+        bandit_allocation,
+    )
     if not all(math.isfinite(v) for v in values) or not math.isfinite(max_notional):
         return 0.0
     if price <= 0 or vol_per_bar <= 0 or bars_per_year <= 0 or equity <= 0 or vol_target_annual <= 0:

@@ -42,7 +42,9 @@ class BinanceUSDM(CcxtVenue):
         import ccxt
 
         try:
-            return await self.ex.fetch_order(None, kaizen_to_unified(symbol), {"origClientOrderId": client_order_id})
+            return await self.ex.fetch_order(
+                None, kaizen_to_unified(symbol), {"origClientOrderId": client_order_id}
+            )
         except ccxt.OrderNotFound:
             return None
 
@@ -61,7 +63,9 @@ def binance_market_info(symbol: str, m: dict) -> MarketInfo:
     step = _f(lot.get("stepSize"), prec.get("amount"))
     min_qty = _f(lot.get("minQty"), (limits.get("amount") or {}).get("min"), step)
     max_qty = _f(lot.get("maxQty"), (limits.get("amount") or {}).get("max"), math.inf)
-    min_notional = _f(filters.get("MIN_NOTIONAL", {}).get("notional"), (limits.get("cost") or {}).get("min"), 0.0)
+    min_notional = _f(
+        filters.get("MIN_NOTIONAL", {}).get("notional"), (limits.get("cost") or {}).get("min"), 0.0
+    )
     pp = filters.get("PERCENT_PRICE", {})
     up = _f(pp.get("multiplierUp"), 0.0)
     return MarketInfo(

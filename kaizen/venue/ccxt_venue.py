@@ -34,7 +34,9 @@ log = logging.getLogger("kaizen.venue")
 
 
 class RetryPolicy:
-    def __init__(self, attempts: int = 6, base_s: float = 0.05, cap_s: float = 2.0, max_retry_after_s: float = 30.0):
+    def __init__(
+        self, attempts: int = 6, base_s: float = 0.05, cap_s: float = 2.0, max_retry_after_s: float = 30.0
+    ):
         self.attempts = attempts
         self.base_s = base_s
         self.cap_s = cap_s
@@ -193,27 +195,39 @@ class CcxtVenue:
                 last = exc
                 self.stats["retries"] += 1
                 delay = self.retry.delay(attempt, self._retry_after(exc))
-                log.warning("%s place %s: %s; retrying in %.2fs", self.ccxt_id, client_order_id,
-                            self.redact(type(exc).__name__), delay)
+                log.warning(
+                    "%s place %s: %s; retrying in %.2fs",
+                    self.ccxt_id,
+                    client_order_id,
+                    self.redact(type(exc).__name__),
+                    delay,
+                )
                 await asyncio.sleep(delay)
         found = await self._find(symbol, client_order_id)
         if found is not None:
             return found
-        raise VenueError(f"{self.ccxt_id} place {client_order_id}: gave up after "
-                         f"{self.retry.attempts} attempts ({self._describe(last)})")
+        raise VenueError(
+            f"{self.ccxt_id} place {client_order_id}: gave up after "
+            f"{self.retry.attempts} attempts ({self._describe(last)})"
+        )
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderState | None:
         return await self._find(symbol, client_order_id)
 
-    async def cancel_order(self, symbol: str, client_order_id: str, venue_order_id: str = "") -> OrderState | None:
+    async def cancel_order(
+        self, symbol: str, client_order_id: str, venue_order_id: str = ""
+    ) -> OrderState | None:
         """Cancel by client id; None when the venue no longer has it open (filled or gone)."""
         import ccxt
 
         vsym = kaizen_to_unified(symbol)
         for attempt in range(self.retry.attempts):
             try:
-                raw = await self.ex.cancel_order(venue_order_id or None, vsym, {"clientOrderId": client_order_id}
-                                                 if not venue_order_id else {})
+                raw = await self.ex.cancel_order(
+                    venue_order_id or None,
+                    vsym,
+                    {"clientOrderId": client_order_id} if not venue_order_id else {},
+                )
                 return self._order_state(symbol, raw, client_order_id)
             except ccxt.OrderNotFound:
                 return None
@@ -226,7 +240,9 @@ class CcxtVenue:
                 if "unknown order" in text or "-2011" in text or "-2013" in text:
                     return None
                 raise VenueError(self._describe(exc)) from None
-        raise VenueError(f"{self.ccxt_id} cancel {client_order_id}: gave up after {self.retry.attempts} attempts")
+        raise VenueError(
+            f"{self.ccxt_id} cancel {client_order_id}: gave up after {self.retry.attempts} attempts"
+        )
 
     async def fetch_open_orders(self, symbol: str) -> list[OrderState]:
         raw = await self._call("fetch_open_orders", self.ex.fetch_open_orders, kaizen_to_unified(symbol))
@@ -256,7 +272,9 @@ class CcxtVenue:
                 liquidation_price=float(p.get("liquidationPrice") or 0.0),
             )
         for sym in self.symbols:
-            out.setdefault(sym, VenuePosition(symbol=sym, qty=0.0, entry_price=0.0, mark_price=0.0, unrealized_pnl=0.0))
+            out.setdefault(
+                sym, VenuePosition(symbol=sym, qty=0.0, entry_price=0.0, mark_price=0.0, unrealized_pnl=0.0)
+            )
         return out
 
     async def fetch_balance(self) -> Balance:
@@ -269,7 +287,9 @@ class CcxtVenue:
         return Balance(wallet=wallet, equity=equity, available=avail)
 
     async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> list[VenueFill]:
-        raw = await self._call("fetch_my_trades", self.ex.fetch_my_trades, kaizen_to_unified(symbol), since_ms, 1000)
+        raw = await self._call(
+            "fetch_my_trades", self.ex.fetch_my_trades, kaizen_to_unified(symbol), since_ms, 1000
+        )
         out = []
         for t in raw:
             fee = t.get("fee") or {}
@@ -299,8 +319,14 @@ class CcxtVenue:
             sym = unified_to_kaizen(f.get("symbol") or "")
             info = f.get("info") or {}
             fid = str(f.get("id") or info.get("tranId") or f"{sym}:{f.get('timestamp')}")
-            out.append(VenueFunding(symbol=sym, funding_id=fid, amount=-float(f.get("amount") or 0.0),
-                                    ts_ms=int(f.get("timestamp") or 0)))
+            out.append(
+                VenueFunding(
+                    symbol=sym,
+                    funding_id=fid,
+                    amount=-float(f.get("amount") or 0.0),
+                    ts_ms=int(f.get("timestamp") or 0),
+                )
+            )
         return out
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -326,7 +352,9 @@ class CcxtVenue:
                 last = exc
                 self.stats["retries"] += 1
                 await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
-        raise VenueError(f"{self.ccxt_id} {what}: gave up after {self.retry.attempts} attempts ({self._describe(last)})")
+        raise VenueError(
+            f"{self.ccxt_id} {what}: gave up after {self.retry.attempts} attempts ({self._describe(last)})"
+        )
 
     def is_transient(self, exc: Exception) -> bool:
         """Worth retrying (after a lookup, for orders): network/timeout/5xx/429 or a venue code
@@ -358,8 +386,12 @@ class CcxtVenue:
         info = o.get("info") or {}
         return OrderState(
             symbol=symbol,
-            client_order_id=str(o.get("clientOrderId") or info.get("clientOrderId") or info.get("orderLinkId")
-                                or client_order_id),
+            client_order_id=str(
+                o.get("clientOrderId")
+                or info.get("clientOrderId")
+                or info.get("orderLinkId")
+                or client_order_id
+            ),
             venue_order_id=str(o.get("id") or ""),
             side=str(o.get("side") or ""),
             order_type=str(o.get("type") or ""),

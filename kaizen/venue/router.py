@@ -39,7 +39,9 @@ class PlannedOrder:
     reduce_only: bool
 
 
-def plan_order(market: MarketInfo, expected: float, target: float, price: float) -> tuple[PlannedOrder | None, str]:
+def plan_order(
+    market: MarketInfo, expected: float, target: float, price: float
+) -> tuple[PlannedOrder | None, str]:
     """The one order that moves `expected` (position + pending) toward `target`, rounded to the
     venue's lot, or None with the reason (nothing to do, below the venue's minimums)."""
     delta = target - expected
@@ -220,10 +222,20 @@ class OrderRouter:
         if plan is None:
             return out
         if not ok:
-            rec = self._order_record(symbol, "", plan, price, parents, status="rejected", error=f"risk: {reason}")
+            rec = self._order_record(
+                symbol, "", plan, price, parents, status="rejected", error=f"risk: {reason}"
+            )
             self.lineage.append(rec)
-            self.lineage.append(records.RiskEvent(id=new_id(), ts=now * 1_000_000, parents=[rec.id], symbol=symbol,
-                                                  kind="limit", detail=reason))
+            self.lineage.append(
+                records.RiskEvent(
+                    id=new_id(),
+                    ts=now * 1_000_000,
+                    parents=[rec.id],
+                    symbol=symbol,
+                    kind="limit",
+                    detail=reason,
+                )
+            )
             out.append(rec)
             return out
         rec = await self._send(symbol, plan, price, parents)
@@ -244,7 +256,9 @@ class OrderRouter:
         prices = {s: (self.books[s].mark or (ref_price if s == symbol else 0.0)) for s in self.symbols}
         if abs(target_qty) > abs(expected) or target_qty * expected < 0:
             sign = 1.0 if target_qty > 0 else -1.0
-            room = position_headroom(self.risk, symbol, sign, max(mark, ref_price), positions, prices, pending)
+            room = position_headroom(
+                self.risk, symbol, sign, max(mark, ref_price), positions, prices, pending
+            )
             if abs(target_qty) > room:
                 target_qty = sign * room * (1 - 1e-9)
             if self.risk.is_stale(symbol, now):  # stale data: no new risk, only reduce
@@ -254,13 +268,27 @@ class OrderRouter:
             return None, None, False, why
         price = market.round_price(ref_price, plan.side) if self.order_type == "limit" else None
         ok, reason = self.risk.check_order(
-            symbol, plan.side, plan.qty, price if price is not None else ref_price, mark, positions, prices,
-            self.open_order_count(), now_ms=now, pending=pending,
+            symbol,
+            plan.side,
+            plan.qty,
+            price if price is not None else ref_price,
+            mark,
+            positions,
+            prices,
+            self.open_order_count(),
+            now_ms=now,
+            pending=pending,
         )
         return plan, price, ok, reason
 
-    async def _send(self, symbol: str, plan: PlannedOrder, price: float | None, parents: list[int],
-                    bypass_risk: bool = False) -> records.Order:
+    async def _send(
+        self,
+        symbol: str,
+        plan: PlannedOrder,
+        price: float | None,
+        parents: list[int],
+        bypass_risk: bool = False,
+    ) -> records.Order:
         self._seq += 1
         cid = make_client_id(self.run_id, symbol, parents[0] if parents else 0, self._seq)
         rec = self._order_record(symbol, cid, plan, price, parents)
@@ -270,8 +298,13 @@ class OrderRouter:
         self.orders_sent += 1
         try:
             st = await self.venue.place_order(
-                symbol, plan.side, plan.qty, client_order_id=cid,
-                order_type="limit" if price is not None else "market", price=price, reduce_only=plan.reduce_only,
+                symbol,
+                plan.side,
+                plan.qty,
+                client_order_id=cid,
+                order_type="limit" if price is not None else "market",
+                price=price,
+                reduce_only=plan.reduce_only,
             )
         except OrderRejected as exc:
             tracked.open = False
@@ -287,12 +320,29 @@ class OrderRouter:
         self.lineage.append(rec)
         return rec
 
-    def _order_record(self, symbol: str, cid: str, plan: PlannedOrder, price: float | None, parents: list[int],
-                      status: str = "new", error: str = "") -> records.Order:
+    def _order_record(
+        self,
+        symbol: str,
+        cid: str,
+        plan: PlannedOrder,
+        price: float | None,
+        parents: list[int],
+        status: str = "new",
+        error: str = "",
+    ) -> records.Order:
         return records.Order(
-            id=new_id(), ts=self._clock_ms() * 1_000_000, parents=parents, symbol=symbol, client_order_id=cid,
-            side=plan.side, order_type="limit" if price is not None else "market", qty=plan.qty,
-            price=price or 0.0, reduce_only=plan.reduce_only, status=status, error=error,
+            id=new_id(),
+            ts=self._clock_ms() * 1_000_000,
+            parents=parents,
+            symbol=symbol,
+            client_order_id=cid,
+            side=plan.side,
+            order_type="limit" if price is not None else "market",
+            qty=plan.qty,
+            price=price or 0.0,
+            reduce_only=plan.reduce_only,
+            status=status,
+            error=error,
         )
 
     def _update(self, t: _Tracked, st: OrderState) -> None:
@@ -383,9 +433,17 @@ class OrderRouter:
             book = self.books[fp.symbol]
             book.funding += fp.amount
             notional = book.qty * book.mark
-            self.lineage.append(records.FundingPayment(
-                id=new_id(), ts=fp.ts_ms * 1_000_000, symbol=fp.symbol, rate=fp.amount / notional if notional else 0.0,
-                position_qty=book.qty, mark_price=book.mark, amount=fp.amount))
+            self.lineage.append(
+                records.FundingPayment(
+                    id=new_id(),
+                    ts=fp.ts_ms * 1_000_000,
+                    symbol=fp.symbol,
+                    rate=fp.amount / notional if notional else 0.0,
+                    position_qty=book.qty,
+                    mark_price=book.mark,
+                    amount=fp.amount,
+                )
+            )
 
     def _apply_fill(self, f: Any) -> None:
         cid = f.client_order_id or self._by_venue_id.get(f.venue_order_id, "")
@@ -398,13 +456,34 @@ class OrderRouter:
             if t.fill_qty >= t.qty - 1e-12:
                 t.open = False
         else:
-            self.lineage.append(records.Reconcile(id=new_id(), ts=f.ts_ms * 1_000_000, symbol=f.symbol, what="fill",
-                                                  ours="unknown order", venue=f"trade {f.trade_id} order {f.venue_order_id}",
-                                                  action="applied to position"))
-        self.lineage.append(records.Fill(
-            id=new_id(), ts=f.ts_ms * 1_000_000, parents=[t.record.id] if t else [], symbol=f.symbol,
-            client_order_id=cid, trade_id=f.trade_id, side=f.side, qty=f.qty, price=f.price, fee=f.fee,
-            fee_asset=f.fee_asset, maker=f.maker, realized_pnl=realized))
+            self.lineage.append(
+                records.Reconcile(
+                    id=new_id(),
+                    ts=f.ts_ms * 1_000_000,
+                    symbol=f.symbol,
+                    what="fill",
+                    ours="unknown order",
+                    venue=f"trade {f.trade_id} order {f.venue_order_id}",
+                    action="applied to position",
+                )
+            )
+        self.lineage.append(
+            records.Fill(
+                id=new_id(),
+                ts=f.ts_ms * 1_000_000,
+                parents=[t.record.id] if t else [],
+                symbol=f.symbol,
+                client_order_id=cid,
+                trade_id=f.trade_id,
+                side=f.side,
+                qty=f.qty,
+                price=f.price,
+                fee=f.fee,
+                fee_asset=f.fee_asset,
+                maker=f.maker,
+                realized_pnl=realized,
+            )
+        )
 
     def net_pnl(self) -> float:
         return sum(b.realized + b.unrealized() - b.fees - b.funding for b in self.books.values())
@@ -432,7 +511,9 @@ class OrderRouter:
         if not self.risk.halted:
             self.risk.trip(reason)
         self.kill_reason = reason
-        ev = records.RiskEvent(id=new_id(), ts=self._clock_ms() * 1_000_000, kind="kill_switch", detail=reason)
+        ev = records.RiskEvent(
+            id=new_id(), ts=self._clock_ms() * 1_000_000, kind="kill_switch", detail=reason
+        )
         self.lineage.append(ev)
         try:
             await self.flatten(parents=[ev.id])
@@ -453,16 +534,34 @@ class OrderRouter:
             st = await self.venue.fetch_order(t.symbol, cid)
             if st is None:
                 if t.record.status == "unknown":
-                    out.append(records.Reconcile(id=new_id(), ts=ts, symbol=t.symbol, what="open_order", ours=cid,
-                                                 venue="not found", action="marked not placed"))
+                    out.append(
+                        records.Reconcile(
+                            id=new_id(),
+                            ts=ts,
+                            symbol=t.symbol,
+                            what="open_order",
+                            ours=cid,
+                            venue="not found",
+                            action="marked not placed",
+                        )
+                    )
                     t.record.status = "not_placed"
                 t.open = False
                 continue
             was_open = t.open
             self._update(t, st)
             if t.record.status == "unknown" or was_open != t.open:
-                out.append(records.Reconcile(id=new_id(), ts=ts, symbol=t.symbol, what="open_order", ours=cid,
-                                             venue=f"{st.status} filled={st.filled}", action="adopted venue state"))
+                out.append(
+                    records.Reconcile(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=t.symbol,
+                        what="open_order",
+                        ours=cid,
+                        venue=f"{st.status} filled={st.filled}",
+                        action="adopted venue state",
+                    )
+                )
                 if t.record.status == "unknown":
                     t.record.status = "accepted"
         await self.poll(check_risk=False)
@@ -472,15 +571,33 @@ class OrderRouter:
                     continue
                 mine = belongs_to_run(st.client_order_id, self.run_id)
                 if mine:  # sent by us but its answer was lost: track it
-                    rec = records.Order(id=new_id(), ts=ts, symbol=sym, client_order_id=st.client_order_id,
-                                        side=st.side, order_type=st.order_type, qty=st.qty, price=st.price,
-                                        reduce_only=st.reduce_only, status="accepted", venue_order_id=st.venue_order_id)
+                    rec = records.Order(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=sym,
+                        client_order_id=st.client_order_id,
+                        side=st.side,
+                        order_type=st.order_type,
+                        qty=st.qty,
+                        price=st.price,
+                        reduce_only=st.reduce_only,
+                        status="accepted",
+                        venue_order_id=st.venue_order_id,
+                    )
                     t = _Tracked(record=rec, symbol=sym, side=st.side, qty=st.qty)
                     self.orders[st.client_order_id] = t
                     self._update(t, st)
-                out.append(records.Reconcile(id=new_id(), ts=ts, symbol=sym, what="open_order", ours="none",
-                                             venue=f"{st.client_order_id} {st.side} {st.qty}@{st.price}",
-                                             action="adopted" if mine else "left alone (not this run's)"))
+                out.append(
+                    records.Reconcile(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=sym,
+                        what="open_order",
+                        ours="none",
+                        venue=f"{st.client_order_id} {st.side} {st.qty}@{st.price}",
+                        action="adopted" if mine else "left alone (not this run's)",
+                    )
+                )
         positions = await self.venue.fetch_positions()
         for sym in self.symbols:
             p = positions.get(sym)
@@ -488,8 +605,17 @@ class OrderRouter:
             book = self.books[sym]
             lot = self.venue.markets[sym].lot_size
             if abs(vq - book.qty) > lot / 2:
-                out.append(records.Reconcile(id=new_id(), ts=ts, symbol=sym, what="position", ours=f"{book.qty:.12g}",
-                                             venue=f"{vq:.12g}", action="adopted venue position"))
+                out.append(
+                    records.Reconcile(
+                        id=new_id(),
+                        ts=ts,
+                        symbol=sym,
+                        what="position",
+                        ours=f"{book.qty:.12g}",
+                        venue=f"{vq:.12g}",
+                        action="adopted venue position",
+                    )
+                )
                 book.qty = vq
                 book.avg = p.entry_price if p and vq else 0.0
             if p and p.mark_price > 0:

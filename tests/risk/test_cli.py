@@ -24,8 +24,14 @@ def kz(*args):
         cmd = [sys.executable, "-m", "kaizen", *args]
     else:
         cmd = [sys.executable, "-c", WRAPPER, *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_rearm_is_deliberate(tmp_path):

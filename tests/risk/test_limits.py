@@ -7,18 +7,42 @@ NOW = 1_700_000_000_000
 
 
 def mk(**kw):
-    cfg = RiskConfig(**{**dict(max_notional_per_symbol=1_000.0, max_gross_leverage=2.0, max_net_leverage=1.0,
-                                max_open_orders=2, max_orders_per_minute=3, price_band_pct=0.05,
-                                daily_loss_limit=100.0, max_drawdown=0.2, stale_after_ms=5_000), **kw})
+    cfg = RiskConfig(
+        **{
+            **dict(
+                max_notional_per_symbol=1_000.0,
+                max_gross_leverage=2.0,
+                max_net_leverage=1.0,
+                max_open_orders=2,
+                max_orders_per_minute=3,
+                price_band_pct=0.05,
+                daily_loss_limit=100.0,
+                max_drawdown=0.2,
+                stale_after_ms=5_000,
+            ),
+            **kw,
+        }
+    )
     r = RiskManager(cfg, equity=1_000.0, now_ms=NOW)
     for s in ("BTCUSDT", "ETHUSDT"):
         r.on_market(s, NOW)
     return r
 
 
-def check(r, side, qty, price=100.0, mark=100.0, pos=None, prices=None, open_orders=0, now=NOW, sym="BTCUSDT"):
-    return r.check_order(sym, side, qty, price, mark, pos or {}, prices or {"BTCUSDT": 100.0, "ETHUSDT": 100.0},
-                         open_orders, now_ms=now)
+def check(
+    r, side, qty, price=100.0, mark=100.0, pos=None, prices=None, open_orders=0, now=NOW, sym="BTCUSDT"
+):
+    return r.check_order(
+        sym,
+        side,
+        qty,
+        price,
+        mark,
+        pos or {},
+        prices or {"BTCUSDT": 100.0, "ETHUSDT": 100.0},
+        open_orders,
+        now_ms=now,
+    )
 
 
 def test_each_limit_names_itself():
@@ -69,8 +93,13 @@ def test_kill_switch_daily_loss_and_drawdown(tmp_path):
     assert r2.halted
     r2.rearm()
     assert not r2.halted and not state.exists()
-    r3 = RiskManager(r.cfg.__class__(**{**{f: getattr(r.cfg, f) for f in r.cfg.__struct_fields__},
-                                        "daily_loss_limit": 1e9}), equity=1_000.0, now_ms=NOW)
+    r3 = RiskManager(
+        r.cfg.__class__(
+            **{**{f: getattr(r.cfg, f) for f in r.cfg.__struct_fields__}, "daily_loss_limit": 1e9}
+        ),
+        equity=1_000.0,
+        now_ms=NOW,
+    )
     r3.on_equity(1_500.0, NOW)
     assert r3.on_equity(1_201.0, NOW) is None
     assert "drawdown" in r3.on_equity(1_199.0, NOW)

@@ -25,10 +25,22 @@ class _Markets:
 
     def __init__(self) -> None:
         self.markets = {
-            "BTCUSDT": MarketInfo(symbol="BTCUSDT", venue_symbol="BTC/USDT:USDT", tick_size=0.1, lot_size=0.001,
-                                  min_qty=0.001, min_notional=5.0),
-            "ETHUSDT": MarketInfo(symbol="ETHUSDT", venue_symbol="ETH/USDT:USDT", tick_size=0.01, lot_size=0.001,
-                                  min_qty=0.001, min_notional=5.0),
+            "BTCUSDT": MarketInfo(
+                symbol="BTCUSDT",
+                venue_symbol="BTC/USDT:USDT",
+                tick_size=0.1,
+                lot_size=0.001,
+                min_qty=0.001,
+                min_notional=5.0,
+            ),
+            "ETHUSDT": MarketInfo(
+                symbol="ETHUSDT",
+                venue_symbol="ETH/USDT:USDT",
+                tick_size=0.01,
+                lot_size=0.001,
+                min_qty=0.001,
+                min_notional=5.0,
+            ),
         }
 
 
@@ -77,7 +89,9 @@ def test_no_order_breaches_a_limit(cfg, steps, equity0):
         if risk.on_equity(equity, now) and halted_at is None:
             halted_at = now
         ref = marks[sym] * (1 + offset)
-        target = size_position(signal, ref, 0.01, 525_600, max(equity, 1e-9), 0.5, 1.0, cfg.max_notional_per_symbol)
+        target = size_position(
+            signal, ref, 0.01, 525_600, max(equity, 1e-9), 0.5, 1.0, cfg.max_notional_per_symbol
+        )
         before = {s: router.books[s].qty for s in SYMS}
         plan, price, ok, why = router.decide(sym, target, ref, marks[sym], now)
         if plan is None or not ok:

@@ -21,23 +21,41 @@ def test_cap_and_degenerate_inputs():
     for bad in ({"price": 0.0}, {"vol": 0.0}, {"vol": math.nan}, {"equity": -1.0}, {"conf": 0.0}):
         args = dict(conf=1.0, price=100.0, vol=0.01, equity=1e4)
         args.update(bad)
-        assert size_position(args["conf"], args["price"], args["vol"], 8760, args["equity"], 0.5, 1.0, 2e3) == 0.0
+        assert (
+            size_position(args["conf"], args["price"], args["vol"], 8760, args["equity"], 0.5, 1.0, 2e3)
+            == 0.0
+        )
 
 
 def test_funding_awareness():
     base = size_position(1.0, 100.0, 0.01, 8760, 10_000.0, 0.5, 1.0, 1e9, expected_edge=0.002)
     # A long pays a positive rate: half the edge gone -> half the size; all of it -> no position.
-    paid = size_position(1.0, 100.0, 0.01, 8760, 10_000.0, 0.5, 1.0, 1e9, next_funding_rate=0.001, expected_edge=0.002)
+    paid = size_position(
+        1.0, 100.0, 0.01, 8760, 10_000.0, 0.5, 1.0, 1e9, next_funding_rate=0.001, expected_edge=0.002
+    )
     assert math.isclose(paid, base / 2, rel_tol=1e-12)
-    assert size_position(1.0, 100.0, 0.01, 8760, 1e4, 0.5, 1.0, 1e9, next_funding_rate=0.003, expected_edge=0.002) == 0
+    assert (
+        size_position(
+            1.0, 100.0, 0.01, 8760, 1e4, 0.5, 1.0, 1e9, next_funding_rate=0.003, expected_edge=0.002
+        )
+        == 0
+    )
     # A short receives a positive rate: not reduced.
-    short = size_position(-1.0, 100.0, 0.01, 8760, 10_000.0, 0.5, 1.0, 1e9, next_funding_rate=0.001, expected_edge=0.002)
+    short = size_position(
+        -1.0, 100.0, 0.01, 8760, 10_000.0, 0.5, 1.0, 1e9, next_funding_rate=0.001, expected_edge=0.002
+    )
     assert math.isclose(short, -base, rel_tol=1e-12)
 
 
 @given(
-    st.floats(-5, 5), st.floats(1e-3, 1e6), st.floats(1e-6, 1.0), st.floats(1.0, 1e6),
-    st.floats(0.0, 1e7), st.floats(0.01, 3.0), st.floats(-1, 2), st.floats(0.0, 1e6),
+    st.floats(-5, 5),
+    st.floats(1e-3, 1e6),
+    st.floats(1e-6, 1.0),
+    st.floats(1.0, 1e6),
+    st.floats(0.0, 1e7),
+    st.floats(0.01, 3.0),
+    st.floats(-1, 2),
+    st.floats(0.0, 1e6),
 )
 def test_never_exceeds_cap(conf, price, vol, equity, max_notional, target, alloc, bpy):
     q = size_position(conf, price, vol, bpy, equity, target, alloc, max_notional)

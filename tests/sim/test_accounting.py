@@ -46,8 +46,13 @@ def recompute(trades: list[dict[str, Any]], funding: list[dict[str, Any]], start
             elif (q > 0) == (sgn > 0):  # flipped
                 entry = price
         pos[e["symbol"]] = [round(q, 9), entry]
-    return {"positions": pos, "realized": realized, "fees": fees, "funding": fund_total,
-            "wallet": start + realized - fees + fund_total}
+    return {
+        "positions": pos,
+        "realized": realized,
+        "fees": fees,
+        "funding": fund_total,
+        "wallet": start + realized - fees + fund_total,
+    }
 
 
 def test_fills_fees_and_funding_match_independent_recomputation() -> None:
@@ -68,8 +73,9 @@ def test_fills_fees_and_funding_match_independent_recomputation() -> None:
             await admin(sim, "POST", "/_sim/advance", {"ms": EIGHT_H})
             await admin(sim, "POST", "/_sim/price", {"symbol": "BTCUSDT", "release": True})
             await ex.create_order(BTC, "market", "sell", 0.05, None, {"newClientOrderId": "a4"})  # flip
-            await ex.create_order(eth, "market", "buy", 0.2, None, {"newClientOrderId": "a5",
-                                                                    "reduceOnly": True})
+            await ex.create_order(
+                eth, "market", "buy", 0.2, None, {"newClientOrderId": "a5", "reduceOnly": True}
+            )
             await admin(sim, "POST", "/_sim/advance", {"ms": EIGHT_H})
             await ex.create_order(BTC, "market", "buy", 0.01, None, {"newClientOrderId": "a6"})
 
@@ -104,7 +110,8 @@ def test_fills_fees_and_funding_match_independent_recomputation() -> None:
             # funding rates as Binance computes them, and published in its history
             rates = await ex.fetch_funding_rate_history(BTC)
             assert [r["fundingRate"] for r in rates] == pytest.approx(
-                [f["rate"] for f in funding if f["symbol"] == "BTCUSDT"], abs=1e-8)
+                [f["rate"] for f in funding if f["symbol"] == "BTCUSDT"], abs=1e-8
+            )
             for f in funding:
                 assert abs(f["rate"]) <= 0.0075 and f["time"] % EIGHT_H == 0
 
@@ -147,7 +154,8 @@ def test_liquidation_at_the_documented_price(mode: str) -> None:
             bal = await ex.fetch_balance()
             loss = (entry - liq["price"]) * qty
             assert float(bal["info"]["totalWalletBalance"]) == pytest.approx(
-                wallet - loss - liq["commission"], abs=1e-6)
+                wallet - loss - liq["commission"], abs=1e-6
+            )
             left_in_margin = wb - loss
             assert left_in_margin == pytest.approx(qty * liq["price"] * 0.004, abs=qty * 0.1)
             assert math.isfinite(lp) and lp < entry

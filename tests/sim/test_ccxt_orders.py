@@ -30,14 +30,21 @@ def test_orders_placed_are_orders_received() -> None:
             sent = [
                 ("c-mkt-1", "market", "buy", 0.005, None, {}),
                 ("c-lim-1", "limit", "sell", 0.004, round(book["asks"][0][0] * 1.01, 1), {}),
-                ("c-ioc-1", "limit", "buy", 0.003, round(book["asks"][0][0] * 1.002, 1),
-                 {"timeInForce": "IOC"}),
+                (
+                    "c-ioc-1",
+                    "limit",
+                    "buy",
+                    0.003,
+                    round(book["asks"][0][0] * 1.002, 1),
+                    {"timeInForce": "IOC"},
+                ),
                 ("c-mkt-2", "market", "sell", 0.002, None, {"reduceOnly": True}),
             ]
             results = []
             for cid, typ, side, qty, price, extra in sent:
-                results.append(await ex.create_order(BTC, typ, side, qty, price,
-                                                     {"newClientOrderId": cid, **extra}))
+                results.append(
+                    await ex.create_order(BTC, typ, side, qty, price, {"newClientOrderId": cid, **extra})
+                )
             got = sim.orders_received
             assert [r["params"]["newClientOrderId"] for r in got] == [s[0] for s in sent]
             for r, (_cid, typ, side, qty, price, extra) in zip(got, sent, strict=True):
@@ -71,7 +78,9 @@ def test_duplicate_client_id_never_makes_a_second_order() -> None:
             with pytest.raises(ccxt.ExchangeError, match="-4116"):
                 await ex.create_order(BTC, "market", "buy", 0.003, None, {"newClientOrderId": "dup-1"})
             assert [r["error"] for r in sim.orders_received] == [
-                None, {"code": -4116, "msg": "ClientOrderId is duplicated."}]
+                None,
+                {"code": -4116, "msg": "ClientOrderId is duplicated."},
+            ]
             assert len(sim.trade_log) >= 1 and {t["clientOrderId"] for t in sim.trade_log} == {"dup-1"}
             pos = await ex.fetch_positions([BTC])
             assert pos[0]["contracts"] == pytest.approx(0.003)

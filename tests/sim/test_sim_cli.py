@@ -19,7 +19,11 @@ def _spawn(*extra: str) -> subprocess.Popen:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
         [sys.executable, "-m", "kaizen", "sim", "--seed", "3", "--speed", "120", *extra],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -36,7 +40,9 @@ def test_sim_cli_first_line_serves_and_exits_cleanly(sig: int) -> None:
         with urllib.request.urlopen(fields["rest"] + "/fapi/v1/exchangeInfo", timeout=10) as r:
             info = json.load(r)
         assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]
-        with urllib.request.urlopen(fields["rest"] + "/fapi/v1/depth?symbol=BTCUSDT&limit=5", timeout=10) as r:
+        with urllib.request.urlopen(
+            fields["rest"] + "/fapi/v1/depth?symbol=BTCUSDT&limit=5", timeout=10
+        ) as r:
             depth = json.load(r)
         assert len(depth["bids"]) == 5 and float(depth["bids"][0][0]) < float(depth["asks"][0][0])
         proc.send_signal(sig)

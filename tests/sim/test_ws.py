@@ -57,8 +57,12 @@ def test_combined_depth_diffs_chain_and_rebuild_the_snapshot_book() -> None:
                     snap2 = await r.json()
             tr.disconnect()
             names = {m["stream"] for m in col.msgs}
-            assert names == {"btcusdt@depth@100ms", "btcusdt@aggTrade", "btcusdt@markPrice@1s",
-                             "btcusdt@bookTicker"}
+            assert names == {
+                "btcusdt@depth@100ms",
+                "btcusdt@aggTrade",
+                "btcusdt@markPrice@1s",
+                "btcusdt@bookTicker",
+            }
             diffs = [m["data"] for m in col.msgs if m["stream"] == "btcusdt@depth@100ms"]
             for a, b in zip(diffs, diffs[1:], strict=False):
                 assert b["pu"] == a["u"] and b["U"] == a["u"] + 1 and b["u"] >= b["U"]
@@ -101,8 +105,10 @@ def test_single_stream_raw_payloads_and_dropped_socket_fault() -> None:
             tr, col = await _connect(f"{sim.ws_url}/ws/ethusdt@depth@100ms")
             await asyncio.sleep(0.5)
             assert col.msgs and all(m["e"] == "depthUpdate" and m["s"] == "ETHUSDT" for m in col.msgs)
-            tr.send(WSMsgType.TEXT, json.dumps({"method": "SUBSCRIBE", "params": ["solusdt@bookTicker"],
-                                                "id": 7}).encode())
+            tr.send(
+                WSMsgType.TEXT,
+                json.dumps({"method": "SUBSCRIBE", "params": ["solusdt@bookTicker"], "id": 7}).encode(),
+            )
             await asyncio.sleep(0.4)
             assert {"result": None, "id": 7} in col.msgs
             assert any(m.get("e") == "bookTicker" and m.get("s") == "SOLUSDT" for m in col.msgs)

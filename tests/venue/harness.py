@@ -100,8 +100,16 @@ def make_cfg(symbols: list[str], **risk: Any) -> Config:
 class Session:
     """A simulator + venue + risk + router, torn down in order."""
 
-    def __init__(self, tmp: Path, symbols: list[str], key: str = "e2e-key-0001", secret: str = "e2e-secret-0001",
-                 proxy: bool = False, sim_kw: dict | None = None, **risk: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        symbols: list[str],
+        key: str = "e2e-key-0001",
+        secret: str = "e2e-secret-0001",
+        proxy: bool = False,
+        sim_kw: dict | None = None,
+        **risk: Any,
+    ) -> None:
         self.tmp, self.symbols, self.key, self.secret = tmp, symbols, key, secret
         self.use_proxy = proxy
         self.sim_kw = sim_kw or {}
@@ -111,8 +119,14 @@ class Session:
         from kaizen.venue.sim import Simulator
 
         os.environ[KEY_ENV], os.environ[SECRET_ENV] = self.key, self.secret
-        self.sim = Simulator(seed=7, speed=60.0, symbols=tuple(self.symbols), api_key=self.key,
-                             api_secret=self.secret, **self.sim_kw)
+        self.sim = Simulator(
+            seed=7,
+            speed=60.0,
+            symbols=tuple(self.symbols),
+            api_key=self.key,
+            api_secret=self.secret,
+            **self.sim_kw,
+        )
         await self.sim.start()
         url = self.sim.rest_url
         self.proxy = None
@@ -129,7 +143,9 @@ class Session:
         bal = await self.venue.fetch_balance()
         self.risk = RiskManager(self.cfg.risk, equity=bal.equity, state_path=self.tmp / "risk_halt.json")
         self.lineage = JsonlLineage(self.tmp / "lineage.jsonl")
-        self.router = OrderRouter(self.venue, self.risk, self.lineage, self.symbols, run_id=f"e2e-{self.tmp.name}")
+        self.router = OrderRouter(
+            self.venue, self.risk, self.lineage, self.symbols, run_id=f"e2e-{self.tmp.name}"
+        )
         await self.router.start()
         return self
 

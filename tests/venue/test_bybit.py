@@ -13,21 +13,42 @@ from kaizen.venue.bybit import BYBIT_DEFAULT_FEES, BybitLinear
 from kaizen.venue.ccxt_venue import kaizen_to_unified, unified_to_kaizen
 
 INSTRUMENT = {
-    "symbol": "BTCUSDT", "contractType": "LinearPerpetual", "status": "Trading", "baseCoin": "BTC",
-    "quoteCoin": "USDT", "launchTime": "1585526400000", "deliveryTime": "0", "deliveryFeeRate": "",
-    "priceScale": "2", "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+    "symbol": "BTCUSDT",
+    "contractType": "LinearPerpetual",
+    "status": "Trading",
+    "baseCoin": "BTC",
+    "quoteCoin": "USDT",
+    "launchTime": "1585526400000",
+    "deliveryTime": "0",
+    "deliveryFeeRate": "",
+    "priceScale": "2",
+    "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
     "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
-    "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
-                      "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
-    "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": "USDT", "copyTrading": "both",
-    "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375", "isPreListing": False,
-    "preListingInfo": None, "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+    "lotSizeFilter": {
+        "maxOrderQty": "1190.000",
+        "minOrderQty": "0.001",
+        "qtyStep": "0.001",
+        "postOnlyMaxOrderQty": "1190.000",
+        "maxMktOrderQty": "500.000",
+        "minNotionalValue": "5",
+    },
+    "unifiedMarginTrade": True,
+    "fundingInterval": 480,
+    "settleCoin": "USDT",
+    "copyTrading": "both",
+    "upperFundingRate": "0.00375",
+    "lowerFundingRate": "-0.00375",
+    "isPreListing": False,
+    "preListingInfo": None,
+    "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
 }
 
 
 def bybit_cfg() -> Config:
-    return loads(b'mode = "paper"\nsymbols = ["BTCUSDT"]\n[venue]\nname = "bybit"\n'
-                 b'[fees]\nmaker = 0.0002\ntaker = 0.00055\n')
+    return loads(
+        b'mode = "paper"\nsymbols = ["BTCUSDT"]\n[venue]\nname = "bybit"\n'
+        b"[fees]\nmaker = 0.0002\ntaker = 0.00055\n"
+    )
 
 
 def test_symbol_mapping():

@@ -10,8 +10,12 @@ from kaizen.venue.clientid import belongs_to_run, make_client_id
 BINANCE_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 
 
-@given(st.text(min_size=1, max_size=50), st.sampled_from(["BTCUSDT", "ETHUSDT"]), st.integers(0, 2**63),
-       st.integers(0, 10**9))
+@given(
+    st.text(min_size=1, max_size=50),
+    st.sampled_from(["BTCUSDT", "ETHUSDT"]),
+    st.integers(0, 2**63),
+    st.integers(0, 10**9),
+)
 def test_client_id_valid_and_deterministic(run, sym, dec, seq):
     a = make_client_id(run, sym, dec, seq)
     assert BINANCE_RE.match(a)
@@ -21,12 +25,20 @@ def test_client_id_valid_and_deterministic(run, sym, dec, seq):
 
 
 def test_client_ids_unique_over_a_run():
-    ids = {make_client_id("run-1", s, d, q) for s in ("BTCUSDT", "ETHUSDT") for d in range(50) for q in range(40)}
+    ids = {
+        make_client_id("run-1", s, d, q) for s in ("BTCUSDT", "ETHUSDT") for d in range(50) for q in range(40)
+    }
     assert len(ids) == 2 * 50 * 40
 
 
-M = MarketInfo(symbol="BTCUSDT", venue_symbol="BTC/USDT:USDT", tick_size=0.1, lot_size=0.001, min_qty=0.001,
-               min_notional=100.0)
+M = MarketInfo(
+    symbol="BTCUSDT",
+    venue_symbol="BTC/USDT:USDT",
+    tick_size=0.1,
+    lot_size=0.001,
+    min_qty=0.001,
+    min_notional=100.0,
+)
 
 
 def test_rounding():

@@ -122,7 +122,10 @@ def test_fault_no_duplicate_and_intended_position(tmp_path, fault):
             if fault == "disconnect_mid_order":
                 assert s.proxy.cuts == 1
             else:
-                assert any(f["fault"] in (fault.replace("_before", ""), "5xx", "429", "timeout") for f in s.sim.fault_log)
+                assert any(
+                    f["fault"] in (fault.replace("_before", ""), "5xx", "429", "timeout")
+                    for f in s.sim.fault_log
+                )
             if fault == "429":
                 assert elapsed >= 1.0  # Retry-After honoured
             # exactly one order accepted for that client id, and none other

@@ -21,8 +21,9 @@ def test_scripted_loss_trips_at_the_limit(tmp_path, capfd):
     limit = 40.0
 
     async def go():
-        async with Session(tmp_path, [SYM], daily_loss_limit=limit, max_drawdown=0.9,
-                           max_notional_per_symbol=5_000.0) as s:
+        async with Session(
+            tmp_path, [SYM], daily_loss_limit=limit, max_drawdown=0.9, max_notional_per_symbol=5_000.0
+        ) as s:
             p0 = s.mark(SYM)
             s.sim.script_price({"symbol": SYM, "price": p0})
             q = s.venue.markets[SYM].round_qty(2_000.0 / p0)

@@ -23,17 +23,25 @@ if not hasattr(pytest.importorskip("kaizen.venue.sim"), "Simulator"):
 SYMS = ["BTCUSDT", "ETHUSDT"]
 
 steps_st = st.lists(
-    st.tuples(st.sampled_from(SYMS), st.floats(-2.0, 2.0), st.floats(-0.03, 0.03), st.floats(-0.08, 0.08),
-              st.booleans()),
-    min_size=3, max_size=10,
+    st.tuples(
+        st.sampled_from(SYMS),
+        st.floats(-2.0, 2.0),
+        st.floats(-0.03, 0.03),
+        st.floats(-0.08, 0.08),
+        st.booleans(),
+    ),
+    min_size=3,
+    max_size=10,
 )
-limits_st = st.fixed_dictionaries({
-    "max_notional_per_symbol": st.floats(200.0, 6_000.0),
-    "max_gross_leverage": st.floats(0.05, 1.0),
-    "max_net_leverage": st.floats(0.05, 1.0),
-    "max_orders_per_minute": st.integers(2, 8),
-    "price_band_pct": st.floats(0.005, 0.06),
-})
+limits_st = st.fixed_dictionaries(
+    {
+        "max_notional_per_symbol": st.floats(200.0, 6_000.0),
+        "max_gross_leverage": st.floats(0.05, 1.0),
+        "max_net_leverage": st.floats(0.05, 1.0),
+        "max_orders_per_minute": st.integers(2, 8),
+        "price_band_pct": st.floats(0.005, 0.06),
+    }
+)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -42,8 +50,9 @@ def test_no_accepted_order_breaches_a_limit(tmp_path_factory, limits, steps):
     tmp = tmp_path_factory.mktemp("prop")
 
     async def go():
-        async with Session(tmp, SYMS, daily_loss_limit=1e9, max_drawdown=0.99, stale_after_ms=60_000,
-                           **limits) as s:
+        async with Session(
+            tmp, SYMS, daily_loss_limit=1e9, max_drawdown=0.99, stale_after_ms=60_000, **limits
+        ) as s:
             t_start = time.monotonic()
             prices = {sym: s.mark(sym) for sym in SYMS}
             for sym in SYMS:
@@ -56,8 +65,9 @@ def test_no_accepted_order_breaches_a_limit(tmp_path_factory, limits, steps):
                 venue_pos = {k: v.qty for k, v in (await s.venue.fetch_positions()).items()}
                 equity = (await s.venue.fetch_balance()).equity
                 ref = prices[sym] * (1 + offset)
-                target = size_position(signal, ref, 0.002, 525_600, equity, 0.5, 1.0,
-                                       limits["max_notional_per_symbol"])
+                target = size_position(
+                    signal, ref, 0.002, 525_600, equity, 0.5, 1.0, limits["max_notional_per_symbol"]
+                )
                 n0 = len(s.accepted())
                 now_ms = time.time_ns() // 1_000_000
                 data_ts = now_ms - 120_000 if stale else now_ms

@@ -52,8 +52,9 @@ def test_key_and_secret_never_written(tmp_path, capfd, monkeypatch):
             s.venue.ex.verbose = False
             # a venue refusal (below min notional is refused by the venue's filters)
             try:
-                await s.venue.place_order(SYM, "buy", 0.001, client_order_id="kzsecret-test-1", order_type="limit",
-                                          price=1.0)
+                await s.venue.place_order(
+                    SYM, "buy", 0.001, client_order_id="kzsecret-test-1", order_type="limit", price=1.0
+                )
             except (OrderRejected, VenueError) as exc:
                 errors.append(str(exc))
             # a kill switch (console line, halt file, RiskEvent)

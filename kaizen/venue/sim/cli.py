@@ -34,7 +34,9 @@ def _sim(args: argparse.Namespace) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     bad = [s for s in symbols if s not in SPECS]
     if bad or not symbols:
-        raise KaizenError(f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})")
+        raise KaizenError(
+            f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})"
+        )
     import asyncio
     import signal
     import sys
@@ -49,9 +51,17 @@ def _sim(args: argparse.Namespace) -> int:
     async def main() -> int:
         from kaizen.venue.sim import Simulator
 
-        sim = Simulator(seed=args.seed, speed=args.speed, symbols=symbols, api_key=args.api_key,
-                        api_secret=args.api_secret, host=args.host, port=args.port, ws_port=args.ws_port,
-                        starting_balance=args.balance)
+        sim = Simulator(
+            seed=args.seed,
+            speed=args.speed,
+            symbols=symbols,
+            api_key=args.api_key,
+            api_secret=args.api_secret,
+            host=args.host,
+            port=args.port,
+            ws_port=args.ws_port,
+            starting_balance=args.balance,
+        )
         try:
             await sim.start()
         except OSError as exc:

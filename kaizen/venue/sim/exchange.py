@@ -210,7 +210,12 @@ class Exchange:
     def reject(self, params: dict[str, str], code: int, msg: str) -> None:
         """Record an order request the transport refused (fault injection) and raise its error."""
         self.orders_received.append(
-            {"time": self._now(), "params": dict(params), "accepted": False, "error": {"code": code, "msg": msg}}
+            {
+                "time": self._now(),
+                "params": dict(params),
+                "accepted": False,
+                "error": {"code": code, "msg": msg},
+            }
         )
         raise SimError(code, msg)
 
@@ -234,13 +239,17 @@ class Exchange:
             raise SimError(-4116, "ClientOrderId is duplicated.")
         qty_s = params.get("quantity")
         if qty_s is None:
-            raise SimError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
+            raise SimError(
+                -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."
+            )
         lots = spec.to_lots(qty_s)
         if lots is None:
             try:
                 float(qty_s)
             except ValueError:
-                raise SimError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.") from None
+                raise SimError(
+                    -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."
+                ) from None
             raise SimError(-1111, "Precision is over the maximum defined for this asset.")
         if lots <= 0:
             raise SimError(-4003, "Quantity less than or equal to zero.")
@@ -254,16 +263,22 @@ class Exchange:
         price_ticks = 0
         if otype == "LIMIT":
             if "timeInForce" not in params:
-                raise SimError(-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+                raise SimError(
+                    -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."
+                )
             price_s = params.get("price")
             if price_s is None:
-                raise SimError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+                raise SimError(
+                    -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
+                )
             t = spec.to_ticks(price_s)
             if t is None:
                 try:
                     float(price_s)
                 except ValueError:
-                    raise SimError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.") from None
+                    raise SimError(
+                        -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
+                    ) from None
                 raise SimError(-1111, "Precision is over the maximum defined for this asset.")
             if t <= 0:
                 raise SimError(-4001, "Price less than 0.")
@@ -271,9 +286,15 @@ class Exchange:
             mark = mkt.mark
             px = spec.price_of(t)
             if px > mark * PERCENT_UP:
-                raise SimError(-4016, f"Limit price can't be higher than {spec.fmt_price(int(mark * PERCENT_UP / spec.tick_f))}.")
+                raise SimError(
+                    -4016,
+                    f"Limit price can't be higher than {spec.fmt_price(int(mark * PERCENT_UP / spec.tick_f))}.",
+                )
             if px < mark * PERCENT_DOWN:
-                raise SimError(-4024, f"Limit price can't be lower than {spec.fmt_price(int(math.ceil(mark * PERCENT_DOWN / spec.tick_f)))}.")
+                raise SimError(
+                    -4024,
+                    f"Limit price can't be lower than {spec.fmt_price(int(math.ceil(mark * PERCENT_DOWN / spec.tick_f)))}.",
+                )
         ref_price = spec.price_of(price_ticks) if otype == "LIMIT" else mkt.mark
         pos = self.account.positions[symbol]
         signed = lots if side == "BUY" else -lots
@@ -297,10 +318,20 @@ class Exchange:
             crosses = price_ticks >= mkt.best_ask() if side == "BUY" else price_ticks <= mkt.best_bid()
             if crosses:
                 raise SimError(
-                    -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."
+                    -5022,
+                    "Due to the order could not be executed as maker, the Post Only order will be rejected.",
                 )
         order = Order(
-            next(self._order_ids), client_id, symbol, side, otype, tif, price_ticks, lots, reduce_only, now,
+            next(self._order_ids),
+            client_id,
+            symbol,
+            side,
+            otype,
+            tif,
+            price_ticks,
+            lots,
+            reduce_only,
+            now,
             update_ms=now,
         )
         self.orders[order.order_id] = order
@@ -325,7 +356,8 @@ class Exchange:
         want = self._trim_reduce_only(order, want)
         if order.tif == "FOK":
             avail = sum(
-                q for p, q in book.items()
+                q
+                for p, q in book.items()
                 if order.type == "MARKET" or (p <= order.price_ticks if buy else p >= order.price_ticks)
             )
             if avail < want or self.partial_fill_ratio > 0:
@@ -417,7 +449,9 @@ class Exchange:
             try:
                 o = self.orders.get(int(order_id))
             except ValueError:
-                raise SimError(-1102, "Mandatory parameter 'orderId' was not sent, was empty/null, or malformed.") from None
+                raise SimError(
+                    -1102, "Mandatory parameter 'orderId' was not sent, was empty/null, or malformed."
+                ) from None
         elif client_id:
             o = self.by_client.get(client_id)
         else:
@@ -427,8 +461,16 @@ class Exchange:
         return o
 
     # -- fills and account ------------------------------------------------------------------
-    def _fill(self, order: Order | None, price_ticks: int, lots: int, maker: bool, symbol: str = "",
-              side: str = "", liquidation: bool = False) -> None:
+    def _fill(
+        self,
+        order: Order | None,
+        price_ticks: int,
+        lots: int,
+        maker: bool,
+        symbol: str = "",
+        side: str = "",
+        liquidation: bool = False,
+    ) -> None:
         if lots <= 0:
             return
         now = self._now()
@@ -504,8 +546,16 @@ class Exchange:
 
     def _income(self, symbol: str, kind: str, amount: float, now: int, trade_id: int | str = "") -> None:
         self.income.append(
-            {"symbol": symbol, "incomeType": kind, "income": amount, "asset": "USDT", "time": now,
-             "info": kind, "tranId": next(self._tran_ids), "tradeId": str(trade_id)}
+            {
+                "symbol": symbol,
+                "incomeType": kind,
+                "income": amount,
+                "asset": "USDT",
+                "time": now,
+                "info": kind,
+                "tranId": next(self._tran_ids),
+                "tradeId": str(trade_id),
+            }
         )
 
     def settle_funding(self, now: int) -> None:
@@ -558,8 +608,19 @@ class Exchange:
             self._cancel(o)
         side = "SELL" if p.lots > 0 else "BUY"
         now = self._now()
-        order = Order(next(self._order_ids), f"autoclose-{now}", p.symbol, side, "MARKET", "IOC", ticks,
-                      abs(p.lots), True, now, update_ms=now)
+        order = Order(
+            next(self._order_ids),
+            f"autoclose-{now}",
+            p.symbol,
+            side,
+            "MARKET",
+            "IOC",
+            ticks,
+            abs(p.lots),
+            True,
+            now,
+            update_ms=now,
+        )
         self.orders[order.order_id] = order
         self.by_client[order.client_id] = order
         self._fill(order, ticks, abs(p.lots), maker=False, liquidation=True)
@@ -572,8 +633,11 @@ class Exchange:
         p = self.account.positions[symbol]
         p.leverage = leverage
         cap = next((b.notional_cap for b in spec.brackets if b.max_leverage >= leverage), 0.0)
-        return {"leverage": leverage, "maxNotionalValue": f"{cap:.0f}" if cap != math.inf else "INF",
-                "symbol": symbol}
+        return {
+            "leverage": leverage,
+            "maxNotionalValue": f"{cap:.0f}" if cap != math.inf else "INF",
+            "symbol": symbol,
+        }
 
     def set_margin_type(self, symbol: str, margin_type: str) -> dict[str, Any]:
         self.spec(symbol)
@@ -780,13 +844,29 @@ class Exchange:
             "E": now,
             "T": now,
             "o": {
-                "s": o.symbol, "c": o.client_id, "S": o.side, "o": o.type, "f": o.tif,
-                "q": spec.fmt_qty(o.lots), "p": spec.fmt_price(o.price_ticks) if o.type == "LIMIT" else "0",
-                "ap": f"{avg:.8f}", "sp": "0", "x": exec_type, "X": o.status, "i": o.order_id,
-                "l": fill["qty_str"] if fill else "0", "z": spec.fmt_qty(o.filled_lots),
-                "L": fill["price_str"] if fill else "0", "n": f"{fill['commission']:.8f}" if fill else "0",
-                "N": "USDT", "T": now, "t": fill["id"] if fill else 0, "m": fill["maker"] if fill else False,
-                "R": o.reduce_only, "ps": "BOTH", "rp": f"{fill['realizedPnl']:.8f}" if fill else "0",
+                "s": o.symbol,
+                "c": o.client_id,
+                "S": o.side,
+                "o": o.type,
+                "f": o.tif,
+                "q": spec.fmt_qty(o.lots),
+                "p": spec.fmt_price(o.price_ticks) if o.type == "LIMIT" else "0",
+                "ap": f"{avg:.8f}",
+                "sp": "0",
+                "x": exec_type,
+                "X": o.status,
+                "i": o.order_id,
+                "l": fill["qty_str"] if fill else "0",
+                "z": spec.fmt_qty(o.filled_lots),
+                "L": fill["price_str"] if fill else "0",
+                "n": f"{fill['commission']:.8f}" if fill else "0",
+                "N": "USDT",
+                "T": now,
+                "t": fill["id"] if fill else 0,
+                "m": fill["maker"] if fill else False,
+                "R": o.reduce_only,
+                "ps": "BOTH",
+                "rp": f"{fill['realizedPnl']:.8f}" if fill else "0",
             },
         }
         for cb in list(self.listeners):

@@ -32,7 +32,9 @@ Handler = Callable[[dict[str, str]], Any]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_enc.encode(data), status=status, content_type="application/json", headers=headers)
+    return web.Response(
+        body=_enc.encode(data), status=status, content_type="application/json", headers=headers
+    )
 
 
 def _err(code: int, msg: str, status: int = 400, headers: dict[str, str] | None = None) -> web.Response:
@@ -59,13 +61,16 @@ class RestApi:
         }
         self.signed: dict[tuple[str, str], Handler] = {
             ("POST", "/fapi/v1/order"): ex.new_order,
-            ("GET", "/fapi/v1/order"): lambda p: ex.query(p.get("symbol", ""), p.get("orderId"),
-                                                          p.get("origClientOrderId")),
-            ("DELETE", "/fapi/v1/order"): lambda p: ex.cancel(p.get("symbol", ""), p.get("orderId"),
-                                                              p.get("origClientOrderId")),
+            ("GET", "/fapi/v1/order"): lambda p: ex.query(
+                p.get("symbol", ""), p.get("orderId"), p.get("origClientOrderId")
+            ),
+            ("DELETE", "/fapi/v1/order"): lambda p: ex.cancel(
+                p.get("symbol", ""), p.get("orderId"), p.get("origClientOrderId")
+            ),
             ("GET", "/fapi/v1/openOrders"): self.open_orders,
-            ("GET", "/fapi/v1/openOrder"): lambda p: ex.query(p.get("symbol", ""), p.get("orderId"),
-                                                              p.get("origClientOrderId")),
+            ("GET", "/fapi/v1/openOrder"): lambda p: ex.query(
+                p.get("symbol", ""), p.get("orderId"), p.get("origClientOrderId")
+            ),
             ("GET", "/fapi/v1/allOrders"): self.all_orders,
             ("DELETE", "/fapi/v1/allOpenOrders"): self.cancel_all,
             ("GET", "/fapi/v2/account"): lambda p: ex.account_json(2),
@@ -76,9 +81,12 @@ class RestApi:
             ("GET", "/fapi/v3/positionRisk"): lambda p: self.position_risk(p, 3),
             ("GET", "/fapi/v1/userTrades"): self.user_trades,
             ("GET", "/fapi/v1/income"): self.income,
-            ("POST", "/fapi/v1/leverage"): lambda p: ex.set_leverage(p.get("symbol", ""), _int(p, "leverage")),
-            ("POST", "/fapi/v1/marginType"): lambda p: ex.set_margin_type(p.get("symbol", ""),
-                                                                          p.get("marginType", "")),
+            ("POST", "/fapi/v1/leverage"): lambda p: ex.set_leverage(
+                p.get("symbol", ""), _int(p, "leverage")
+            ),
+            ("POST", "/fapi/v1/marginType"): lambda p: ex.set_margin_type(
+                p.get("symbol", ""), p.get("marginType", "")
+            ),
             ("GET", "/fapi/v1/positionSide/dual"): lambda p: {"dualSidePosition": False},
             ("POST", "/fapi/v1/positionSide/dual"): self.set_dual,
             ("GET", "/fapi/v1/multiAssetsMargin"): lambda p: {"multiAssetsMargin": False},
@@ -93,8 +101,11 @@ class RestApi:
             ("DELETE", "/fapi/v1/listenKey"): lambda p: {},
         }
         # listenKey endpoints need only the API key on Binance, no signature
-        self.key_only = {("POST", "/fapi/v1/listenKey"), ("PUT", "/fapi/v1/listenKey"),
-                         ("DELETE", "/fapi/v1/listenKey")}
+        self.key_only = {
+            ("POST", "/fapi/v1/listenKey"),
+            ("PUT", "/fapi/v1/listenKey"),
+            ("DELETE", "/fapi/v1/listenKey"),
+        }
         self.admin: dict[tuple[str, str], Callable[[dict[str, Any]], Awaitable[Any] | Any]] = {
             ("GET", "/_sim/faults"): lambda b: self.sim.faults.as_dict(),
             ("POST", "/_sim/faults"): self.sim.set_faults,
@@ -159,32 +170,54 @@ class RestApi:
                 f.timeout_after_accept -= 1
                 self.sim.log_fault("timeout_after_accept", method, path, params)
                 await asyncio.sleep(f.timeout_s)
-                return _err(-1007, "Timeout waiting for response from backend server. Send status unknown; "
-                            "execution status unknown.", 503)
+                return _err(
+                    -1007,
+                    "Timeout waiting for response from backend server. Send status unknown; "
+                    "execution status unknown.",
+                    503,
+                )
             return None
         if f.rest_429 > 0:
             f.rest_429 -= 1
             self.sim.log_fault("429", method, path, params)
             if is_order:
                 self.sim.exchange.orders_received.append(
-                    {"time": self.sim.now_ms(), "params": dict(params), "accepted": False,
-                     "error": {"code": -1003, "msg": "429"}})
-            return _err(-1003, "Too many requests; current limit is 2400 requests per minute.", 429,
-                        {"Retry-After": str(f.retry_after_s)})
+                    {
+                        "time": self.sim.now_ms(),
+                        "params": dict(params),
+                        "accepted": False,
+                        "error": {"code": -1003, "msg": "429"},
+                    }
+                )
+            return _err(
+                -1003,
+                "Too many requests; current limit is 2400 requests per minute.",
+                429,
+                {"Retry-After": str(f.retry_after_s)},
+            )
         if f.rest_5xx > 0:
             f.rest_5xx -= 1
             self.sim.log_fault("5xx", method, path, params)
             if is_order:
                 self.sim.exchange.orders_received.append(
-                    {"time": self.sim.now_ms(), "params": dict(params), "accepted": False,
-                     "error": {"code": -1001, "msg": "503"}})
+                    {
+                        "time": self.sim.now_ms(),
+                        "params": dict(params),
+                        "accepted": False,
+                        "error": {"code": -1001, "msg": "503"},
+                    }
+                )
             return _err(-1001, "Internal error; unable to process your request. Please try again.", 503)
         if f.timeout > 0:
             f.timeout -= 1
             self.sim.log_fault("timeout", method, path, params)
             await asyncio.sleep(f.timeout_s)
-            return _err(-1007, "Timeout waiting for response from backend server. Send status unknown; "
-                        "execution status unknown.", 503)
+            return _err(
+                -1007,
+                "Timeout waiting for response from backend server. Send status unknown; "
+                "execution status unknown.",
+                503,
+            )
         if is_order and f.reject_orders > 0:
             f.reject_orders -= 1
             self.sim.log_fault("reject", method, path, params)
@@ -203,12 +236,16 @@ class RestApi:
             return
         ts = params.get("timestamp")
         if not ts or not ts.isdigit():
-            raise SimError(-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+            raise SimError(
+                -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+            )
         recv = params.get("recvWindow", "5000")
         try:
             recv_ms = float(recv)
         except ValueError:
-            raise SimError(-1102, "Mandatory parameter 'recvWindow' was not sent, was empty/null, or malformed.") from None
+            raise SimError(
+                -1102, "Mandatory parameter 'recvWindow' was not sent, was empty/null, or malformed."
+            ) from None
         if recv_ms > 60_000:
             raise SimError(-1131, "recvWindow must be less than 60000")
         now = wall_ms()
@@ -219,7 +256,9 @@ class RestApi:
             return
         sig = params.get("signature")
         if not sig:
-            raise SimError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+            raise SimError(
+                -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed."
+            )
         qs = _strip_sig(request.query_string)
         payload = qs + _strip_sig(body)
         want = hmac.new(sim.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
@@ -297,22 +336,41 @@ class RestApi:
             spec = self.sim.markets[s].spec
             for r in self.sim.exchange.funding_history[s]:
                 if start <= r["fundingTime"] <= end:
-                    rows.append({"symbol": s, "fundingTime": r["fundingTime"],
-                                 "fundingRate": f"{r['fundingRate']:.8f}",
-                                 "markPrice": f"{r['markPrice']:.{spec.price_precision}f}"})
+                    rows.append(
+                        {
+                            "symbol": s,
+                            "fundingTime": r["fundingTime"],
+                            "fundingRate": f"{r['fundingRate']:.8f}",
+                            "markPrice": f"{r['markPrice']:.{spec.price_precision}f}",
+                        }
+                    )
         rows.sort(key=lambda r: r["fundingTime"])
         return rows[-limit:] if "startTime" not in p else rows[:limit]
 
     def funding_info(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        return [{"symbol": s, "adjustedFundingRateCap": "0.00750000", "adjustedFundingRateFloor": "-0.00750000",
-                 "fundingIntervalHours": 8, "disclaimer": False} for s in self.sim.markets]
+        return [
+            {
+                "symbol": s,
+                "adjustedFundingRateCap": "0.00750000",
+                "adjustedFundingRateFloor": "-0.00750000",
+                "fundingIntervalHours": 8,
+                "disclaimer": False,
+            }
+            for s in self.sim.markets
+        ]
 
     def _book_ticker(self, m: Any) -> dict[str, Any]:
         bb, ba = max(m.pub_bids), min(m.pub_asks)
         spec = m.spec
-        return {"symbol": spec.symbol, "bidPrice": spec.fmt_price(bb), "bidQty": spec.fmt_qty(m.pub_bids[bb]),
-                "askPrice": spec.fmt_price(ba), "askQty": spec.fmt_qty(m.pub_asks[ba]),
-                "time": self.sim.now_ms(), "lastUpdateId": m.last_u}
+        return {
+            "symbol": spec.symbol,
+            "bidPrice": spec.fmt_price(bb),
+            "bidQty": spec.fmt_qty(m.pub_bids[bb]),
+            "askPrice": spec.fmt_price(ba),
+            "askQty": spec.fmt_qty(m.pub_asks[ba]),
+            "time": self.sim.now_ms(),
+            "lastUpdateId": m.last_u,
+        }
 
     def book_ticker(self, p: dict[str, str]) -> Any:
         if "symbol" in p:
@@ -321,8 +379,12 @@ class RestApi:
 
     def ticker_price(self, p: dict[str, str]) -> Any:
         def one(m: Any) -> dict[str, Any]:
-            return {"symbol": m.spec.symbol, "price": m.spec.fmt_price(m.last_price_ticks()),
-                    "time": self.sim.now_ms()}
+            return {
+                "symbol": m.spec.symbol,
+                "price": m.spec.fmt_price(m.last_price_ticks()),
+                "time": self.sim.now_ms(),
+            }
+
         if "symbol" in p:
             return one(self._market(p))
         return [one(m) for m in self.sim.markets.values()]
@@ -332,10 +394,25 @@ class RestApi:
             spec = m.spec
             last = spec.fmt_price(m.last_price_ticks())
             now = self.sim.now_ms()
-            return {"symbol": spec.symbol, "priceChange": "0", "priceChangePercent": "0",
-                    "weightedAvgPrice": last, "lastPrice": last, "lastQty": "0", "openPrice": last,
-                    "highPrice": last, "lowPrice": last, "volume": "0", "quoteVolume": "0",
-                    "openTime": now - 86_400_000, "closeTime": now, "firstId": 0, "lastId": 0, "count": 0}
+            return {
+                "symbol": spec.symbol,
+                "priceChange": "0",
+                "priceChangePercent": "0",
+                "weightedAvgPrice": last,
+                "lastPrice": last,
+                "lastQty": "0",
+                "openPrice": last,
+                "highPrice": last,
+                "lowPrice": last,
+                "volume": "0",
+                "quoteVolume": "0",
+                "openTime": now - 86_400_000,
+                "closeTime": now,
+                "firstId": 0,
+                "lastId": 0,
+                "count": 0,
+            }
+
         if "symbol" in p:
             return one(self._market(p))
         return [one(m) for m in self.sim.markets.values()]
@@ -365,8 +442,11 @@ class RestApi:
         syms = [self._market(p).spec.symbol] if "symbol" in p else list(self.sim.markets)
         out = [ex.position_json(ex.account.positions[s], version) for s in syms]
         if version >= 3:  # v3 lists only symbols with a position or open orders
-            out = [d for d, s in zip(out, syms, strict=True)
-                   if float(d["positionAmt"]) != 0 or ex.open_by_symbol[s]]
+            out = [
+                d
+                for d, s in zip(out, syms, strict=True)
+                if float(d["positionAmt"]) != 0 or ex.open_by_symbol[s]
+            ]
         return out
 
     def user_trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
@@ -376,8 +456,9 @@ class RestApi:
         end = int(p.get("endTime", 1 << 62))
         from_id = int(p.get("fromId", 0))
         limit = min(1000, int(p.get("limit", 500)))
-        rows = [t for t in ex.trade_log
-                if t["symbol"] == s and start <= t["time"] <= end and t["id"] >= from_id]
+        rows = [
+            t for t in ex.trade_log if t["symbol"] == s and start <= t["time"] <= end and t["id"] >= from_id
+        ]
         rows = rows[:limit] if ("fromId" in p or "startTime" in p) else rows[-limit:]
         return [ex.user_trade_json(t) for t in rows]
 
@@ -388,8 +469,13 @@ class RestApi:
         start = int(p.get("startTime", 0))
         end = int(p.get("endTime", 1 << 62))
         limit = min(1000, int(p.get("limit", 100)))
-        rows = [r for r in ex.income if (not s or r["symbol"] == s) and (not kind or r["incomeType"] == kind)
-                and start <= r["time"] <= end]
+        rows = [
+            r
+            for r in ex.income
+            if (not s or r["symbol"] == s)
+            and (not kind or r["incomeType"] == kind)
+            and start <= r["time"] <= end
+        ]
         rows = rows[:limit] if "startTime" in p else rows[-limit:]
         return [{**r, "income": f"{r['income']:.8f}"} for r in rows]
 
@@ -406,8 +492,16 @@ class RestApi:
             rows, floor = [], 0.0
             for i, b in enumerate(spec.brackets, 1):
                 cap = b.notional_cap if b.notional_cap != float("inf") else 1e12
-                rows.append({"bracket": i, "initialLeverage": b.max_leverage, "notionalCap": cap,
-                             "notionalFloor": floor, "maintMarginRatio": b.mmr, "cum": b.cum})
+                rows.append(
+                    {
+                        "bracket": i,
+                        "initialLeverage": b.max_leverage,
+                        "notionalCap": cap,
+                        "notionalFloor": floor,
+                        "maintMarginRatio": b.mmr,
+                        "cum": b.cum,
+                    }
+                )
                 floor = cap
             out.append({"symbol": s, "brackets": rows})
         return out[0] if "symbol" in p else out
@@ -424,4 +518,6 @@ def _int(p: dict[str, str], key: str) -> int:
     try:
         return int(p[key])
     except (KeyError, ValueError):
-        raise SimError(-1102, f"Mandatory parameter '{key}' was not sent, was empty/null, or malformed.") from None
+        raise SimError(
+            -1102, f"Mandatory parameter '{key}' was not sent, was empty/null, or malformed."
+        ) from None

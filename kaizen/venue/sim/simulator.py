@@ -98,8 +98,9 @@ class Simulator:
             r = random.Random(seed * 1_000_003 + i)
             start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
             self.markets[s] = SymbolMarket(spec, r, start)
-        self.exchange = Exchange(self.markets, self.now_ms, starting_balance, maker_fee, taker_fee,
-                                 default_leverage)
+        self.exchange = Exchange(
+            self.markets, self.now_ms, starting_balance, maker_fee, taker_fee, default_leverage
+        )
         self.faults = Faults()
         self.fault_log: list[dict[str, Any]] = []
         self.listen_key = secrets.token_hex(32)
@@ -185,8 +186,15 @@ class Simulator:
         return self.exchange.funding_log
 
     def log_fault(self, kind: str, method: str, path: str, params: dict[str, str]) -> None:
-        self.fault_log.append({"time": self.now_ms(), "fault": kind, "method": method, "path": path,
-                               "clientOrderId": params.get("newClientOrderId", "")})
+        self.fault_log.append(
+            {
+                "time": self.now_ms(),
+                "fault": kind,
+                "method": method,
+                "path": path,
+                "clientOrderId": params.get("newClientOrderId", ""),
+            }
+        )
 
     def set_faults(self, body: dict[str, Any]) -> dict[str, Any]:
         names = {f.name for f in fields(Faults)}
@@ -218,17 +226,31 @@ class Simulator:
             "wsDropped": self.ws.dropped,
             "unknownPaths": self.rest.unknown_paths,
             "markets": {
-                s: {"mark": m.mark, "index": m.index_price, "bestBid": m.spec.price_of(m.best_bid()),
-                    "bestAsk": m.spec.price_of(m.best_ask()), "lastUpdateId": m.last_u,
-                    "trend": m.trend, "highVol": m.high_vol, "scripted": m.scripted,
-                    "fundingEstimate": m.funding_estimate()}
+                s: {
+                    "mark": m.mark,
+                    "index": m.index_price,
+                    "bestBid": m.spec.price_of(m.best_bid()),
+                    "bestAsk": m.spec.price_of(m.best_ask()),
+                    "lastUpdateId": m.last_u,
+                    "trend": m.trend,
+                    "highVol": m.high_vol,
+                    "scripted": m.scripted,
+                    "fundingEstimate": m.funding_estimate(),
+                }
                 for s, m in self.markets.items()
             },
             "positions": {
-                s: {"qty": m.spec.qty_of(p.lots), "entry": p.entry, "leverage": p.leverage,
-                    "isolated": p.isolated, "isolatedMargin": p.iso_margin,
-                    "liquidationPrice": ex.liquidation_price(p), "maintMargin": ex.maint(p)[0]}
-                for s, m in self.markets.items() for p in [ex.account.positions[s]]
+                s: {
+                    "qty": m.spec.qty_of(p.lots),
+                    "entry": p.entry,
+                    "leverage": p.leverage,
+                    "isolated": p.isolated,
+                    "isolatedMargin": p.iso_margin,
+                    "liquidationPrice": ex.liquidation_price(p),
+                    "maintMargin": ex.maint(p)[0],
+                }
+                for s, m in self.markets.items()
+                for p in [ex.account.positions[s]]
             },
             "openOrders": sum(len(v) for v in ex.open_by_symbol.values()),
         }
@@ -323,26 +345,67 @@ class Simulator:
             first = pu + 1
             m.last_u = first + len(b) + len(a) + self.rng.randint(0, 3)
             if any(hub.wants(low + s) for s in DEPTH_STREAMS):
-                ev = {"e": "depthUpdate", "E": now, "T": now, "s": sym, "U": first, "u": m.last_u,
-                      "pu": pu, "b": b, "a": a}
+                ev = {
+                    "e": "depthUpdate",
+                    "E": now,
+                    "T": now,
+                    "s": sym,
+                    "U": first,
+                    "u": m.last_u,
+                    "pu": pu,
+                    "b": b,
+                    "a": a,
+                }
                 for s in DEPTH_STREAMS:
                     hub.publish(low + s, ev)
         for t in own + bg:
             if hub.wants(low + "@aggtrade"):
-                hub.publish(low + "@aggtrade", {"e": "aggTrade", "E": now, "a": t.trade_id, "s": sym,
-                                                 "p": spec.fmt_price(t.price_ticks), "q": spec.fmt_qty(t.lots),
-                                                 "f": t.trade_id, "l": t.trade_id, "T": t.time_ms,
-                                                 "m": t.buyer_maker})
+                hub.publish(
+                    low + "@aggtrade",
+                    {
+                        "e": "aggTrade",
+                        "E": now,
+                        "a": t.trade_id,
+                        "s": sym,
+                        "p": spec.fmt_price(t.price_ticks),
+                        "q": spec.fmt_qty(t.lots),
+                        "f": t.trade_id,
+                        "l": t.trade_id,
+                        "T": t.time_ms,
+                        "m": t.buyer_maker,
+                    },
+                )
             if hub.wants(low + "@trade"):
-                hub.publish(low + "@trade", {"e": "trade", "E": now, "T": t.time_ms, "s": sym,
-                                             "t": t.trade_id, "p": spec.fmt_price(t.price_ticks),
-                                             "q": spec.fmt_qty(t.lots), "X": "MARKET", "m": t.buyer_maker})
+                hub.publish(
+                    low + "@trade",
+                    {
+                        "e": "trade",
+                        "E": now,
+                        "T": t.time_ms,
+                        "s": sym,
+                        "t": t.trade_id,
+                        "p": spec.fmt_price(t.price_ticks),
+                        "q": spec.fmt_qty(t.lots),
+                        "X": "MARKET",
+                        "m": t.buyer_maker,
+                    },
+                )
         if hub.wants(low + "@bookticker") and m.pub_bids and m.pub_asks:
             bb, ba = max(m.pub_bids), min(m.pub_asks)
-            hub.publish(low + "@bookticker", {"e": "bookTicker", "u": m.last_u, "s": sym,
-                                              "b": spec.fmt_price(bb), "B": spec.fmt_qty(m.pub_bids[bb]),
-                                              "a": spec.fmt_price(ba), "A": spec.fmt_qty(m.pub_asks[ba]),
-                                              "T": now, "E": now})
+            hub.publish(
+                low + "@bookticker",
+                {
+                    "e": "bookTicker",
+                    "u": m.last_u,
+                    "s": sym,
+                    "b": spec.fmt_price(bb),
+                    "B": spec.fmt_qty(m.pub_bids[bb]),
+                    "a": spec.fmt_price(ba),
+                    "A": spec.fmt_qty(m.pub_asks[ba]),
+                    "T": now,
+                    "E": now,
+                },
+            )
 
     def _publish_marks(self, now: int, suffix: str) -> None:
         nft = next_funding_ms(now)
@@ -350,9 +413,19 @@ class Simulator:
             name = m.spec.symbol.lower() + suffix.lower()
             if not self.ws.wants(name):
                 continue
-            self.ws.publish(name, {"e": "markPriceUpdate", "E": now, "s": m.spec.symbol,
-                                   "p": f"{m.mark:.8f}", "P": f"{m.index_price:.8f}",
-                                   "i": f"{m.index_price:.8f}", "r": f"{m.funding_estimate():.8f}", "T": nft})
+            self.ws.publish(
+                name,
+                {
+                    "e": "markPriceUpdate",
+                    "E": now,
+                    "s": m.spec.symbol,
+                    "p": f"{m.mark:.8f}",
+                    "P": f"{m.index_price:.8f}",
+                    "i": f"{m.index_price:.8f}",
+                    "r": f"{m.funding_estimate():.8f}",
+                    "T": nft,
+                },
+            )
 
     def _bar(self, m: SymbolMarket, now: int, trades: list[Any]) -> None:
         bars = self._bars[m.spec.symbol]
@@ -370,8 +443,17 @@ class Simulator:
         b[5] += vol
 
     def klines(self, symbol: str, interval: str, limit: int) -> list[list[Any]]:
-        ms = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-              "1h": 3_600_000, "4h": 14_400_000, "8h": 28_800_000, "1d": 86_400_000}.get(interval)
+        ms = {
+            "1m": 60_000,
+            "3m": 180_000,
+            "5m": 300_000,
+            "15m": 900_000,
+            "30m": 1_800_000,
+            "1h": 3_600_000,
+            "4h": 14_400_000,
+            "8h": 28_800_000,
+            "1d": 86_400_000,
+        }.get(interval)
         if ms is None:
             from kaizen.venue.sim.exchange import SimError
 
@@ -389,8 +471,22 @@ class Simulator:
         for k in sorted(agg)[-limit:]:
             o, h, lo, c, v = agg[k]
             fp = f".{spec.price_precision}f"
-            rows.append([k, format(o, fp), format(h, fp), format(lo, fp), format(c, fp), f"{v:.{spec.qty_precision}f}",
-                         k + ms - 1, f"{v * c:.4f}", 0, "0", "0", "0"])
+            rows.append(
+                [
+                    k,
+                    format(o, fp),
+                    format(h, fp),
+                    format(lo, fp),
+                    format(c, fp),
+                    f"{v:.{spec.qty_precision}f}",
+                    k + ms - 1,
+                    f"{v * c:.4f}",
+                    0,
+                    "0",
+                    "0",
+                    "0",
+                ]
+            )
         return rows
 
     # -- exchangeInfo -----------------------------------------------------------------------
@@ -400,26 +496,56 @@ class Simulator:
             spec = m.spec
             syms.append(
                 {
-                    "symbol": s, "pair": s, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
-                    "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000",
-                    "requiredMarginPercent": "5.0000", "baseAsset": spec.base, "quoteAsset": "USDT",
-                    "marginAsset": "USDT", "pricePrecision": spec.price_precision,
-                    "quantityPrecision": spec.qty_precision, "baseAssetPrecision": 8, "quotePrecision": 8,
-                    "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0,
-                    "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+                    "symbol": s,
+                    "pair": s,
+                    "contractType": "PERPETUAL",
+                    "deliveryDate": 4133404800000,
+                    "onboardDate": 1569398400000,
+                    "status": "TRADING",
+                    "maintMarginPercent": "2.5000",
+                    "requiredMarginPercent": "5.0000",
+                    "baseAsset": spec.base,
+                    "quoteAsset": "USDT",
+                    "marginAsset": "USDT",
+                    "pricePrecision": spec.price_precision,
+                    "quantityPrecision": spec.qty_precision,
+                    "baseAssetPrecision": 8,
+                    "quotePrecision": 8,
+                    "underlyingType": "COIN",
+                    "underlyingSubType": [],
+                    "settlePlan": 0,
+                    "triggerProtect": "0.0500",
+                    "liquidationFee": "0.012500",
+                    "marketTakeBound": "0.05",
                     "maxMoveOrderLimit": 10000,
                     "filters": [
-                        {"filterType": "PRICE_FILTER", "minPrice": spec.tick, "maxPrice": "10000000",
-                         "tickSize": spec.tick},
-                        {"filterType": "LOT_SIZE", "minQty": spec.min_qty, "maxQty": spec.max_qty,
-                         "stepSize": spec.lot},
-                        {"filterType": "MARKET_LOT_SIZE", "minQty": spec.min_qty, "maxQty": spec.market_max_qty,
-                         "stepSize": spec.lot},
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": spec.tick,
+                            "maxPrice": "10000000",
+                            "tickSize": spec.tick,
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": spec.min_qty,
+                            "maxQty": spec.max_qty,
+                            "stepSize": spec.lot,
+                        },
+                        {
+                            "filterType": "MARKET_LOT_SIZE",
+                            "minQty": spec.min_qty,
+                            "maxQty": spec.market_max_qty,
+                            "stepSize": spec.lot,
+                        },
                         {"filterType": "MAX_NUM_ORDERS", "limit": 200},
                         {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
                         {"filterType": "MIN_NOTIONAL", "notional": f"{spec.min_notional:g}"},
-                        {"filterType": "PERCENT_PRICE", "multiplierUp": f"{PERCENT_UP:.4f}",
-                         "multiplierDown": f"{PERCENT_DOWN:.4f}", "multiplierDecimal": "4"},
+                        {
+                            "filterType": "PERCENT_PRICE",
+                            "multiplierUp": f"{PERCENT_UP:.4f}",
+                            "multiplierDown": f"{PERCENT_DOWN:.4f}",
+                            "multiplierDecimal": "4",
+                        },
                     ],
                     "orderTypes": ["LIMIT", "MARKET"],
                     "timeInForce": ["GTC", "IOC", "FOK", "GTX"],

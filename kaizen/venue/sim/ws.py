@@ -58,7 +58,9 @@ class _Conn(WSListener):
         elif method == "LIST_SUBSCRIPTIONS":
             reply = sorted(self.streams.values())
         else:
-            transport.send(WSMsgType.TEXT, _enc.encode({"error": {"code": 2, "msg": "Invalid request"}, "id": rid}))
+            transport.send(
+                WSMsgType.TEXT, _enc.encode({"error": {"code": 2, "msg": "Invalid request"}, "id": rid})
+            )
             return
         transport.send(WSMsgType.TEXT, _enc.encode({"result": reply, "id": rid}))
 
