@@ -51,6 +51,21 @@ class BinanceUSDM(CcxtVenue):
     def _market_info(self, symbol: str, m: dict) -> MarketInfo:
         return binance_market_info(symbol, m)
 
+    async def _after_load(self) -> None:
+        """Per-symbol funding intervals (GET /fapi/v1/fundingInfo lists only symbols whose interval
+        differs from the default 8 h); a venue without the endpoint keeps 8 h."""
+        from kaizen.venue.base import VenueError
+
+        try:
+            rows = await self._call("fundingInfo", self.ex.fapiPublicGetFundingInfo)
+        except VenueError:
+            return
+        for row in rows or []:
+            sym = str(row.get("symbol", ""))
+            hours = row.get("fundingIntervalHours")
+            if sym in self.markets and hours:
+                self.markets[sym].funding_interval_hours = float(hours)
+
 
 def binance_market_info(symbol: str, m: dict) -> MarketInfo:
     """Filters from exchangeInfo's raw `filters` (exact strings), ccxt's precision/limits as fallback."""

@@ -154,6 +154,7 @@ class OrderRouter:
         self.kill_reason = ""
         self._killing = False
         self._started = False
+        self._needs_reconcile = False
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -312,6 +313,7 @@ class OrderRouter:
         except VenueError as exc:
             # Unknown outcome: keep it open-in-doubt; reconcile asks the venue by client id.
             rec.status, rec.error = "unknown", str(exc)
+            self._needs_reconcile = True
             log.warning("order %s outcome unknown: %s", cid, exc)
         else:
             self._update(tracked, st)
@@ -423,6 +425,9 @@ class OrderRouter:
         reason = self.risk.on_equity(equity, now)
         if reason is not None and check_risk:
             await self.kill(reason)
+        if self._needs_reconcile:  # an order's outcome was unknown: ask the venue now
+            self._needs_reconcile = False
+            await self.reconcile()
 
     async def _poll_funding(self) -> None:
         for fp in await self.venue.fetch_funding(self._funding_since):

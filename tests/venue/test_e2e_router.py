@@ -159,3 +159,36 @@ def test_limit_orders_left_resting_are_cancelled_on_stop(tmp_path):
             assert s.router.open_order_count() == 0
 
     run(go())
+
+
+def test_outcome_unknown_after_retries_is_reconciled(tmp_path):
+    """The venue accepted the order, its answer timed out, and every lookup then failed with 5xx
+    until the retries ran out: the order is 'unknown'; the next poll reconciles by client id, finds
+    it, takes its fill, and nothing was sent twice."""
+    from kaizen.venue.ccxt_venue import RetryPolicy
+
+    async def go():
+        async with Session(tmp_path, [SYM]) as s:
+            s.venue.retry = RetryPolicy(attempts=3, base_s=0.01, cap_s=0.02)
+            q = intended(s, 1_000.0)
+            s.sim.set_faults({"timeout_after_accept": 1, "timeout_s": 2.0, "paths": ["/fapi/v1/order"]})
+
+            async def break_lookups():
+                while not s.accepted():
+                    await asyncio.sleep(0.005)
+                s.sim.set_faults({"rest_5xx": 1000})
+
+            task = asyncio.create_task(break_lookups())
+            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[5])
+            await task
+            assert orders[0].status == "unknown" and "gave up" in orders[0].error
+            assert len(s.accepted()) == 1
+            s.sim.set_faults({"reset": True})
+            await settle(s, q)
+            assert s.router.position(SYM) == pytest.approx(q)
+            rec = [r for r in s.lineage.of(records.Reconcile) if r.ours == orders[0].client_order_id]
+            assert rec and rec[0].action == "adopted venue state"
+            await finish(s)
+            assert len(s.accepted()) == 1
+
+    run(go())
