@@ -329,6 +329,13 @@ class CcxtVenue:
             )
         return out
 
+    async def fetch_next_funding(self, symbol: str) -> tuple[float, int]:
+        """(the predicted rate of the next settlement, its time in ms) for sizing's funding awareness."""
+        raw = await self._call("fetch_funding_rate", self.ex.fetch_funding_rate, kaizen_to_unified(symbol))
+        return float(raw.get("fundingRate") or 0.0), int(
+            raw.get("fundingTimestamp") or raw.get("nextFundingTimestamp") or 0
+        )
+
     # --- helpers -------------------------------------------------------------------------------------
     async def _find(self, symbol: str, client_order_id: str) -> OrderState | None:
         self.stats["lookups"] += 1

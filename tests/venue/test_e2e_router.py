@@ -192,3 +192,29 @@ def test_outcome_unknown_after_retries_is_reconciled(tmp_path):
             assert len(s.accepted()) == 1
 
     run(go())
+
+
+def test_funding_through_a_settlement(tmp_path):
+    """A position held through a funding time pays (or earns) it: the router's FundingPayment
+    records equal the simulator's own funding log, and the next rate is readable for sizing."""
+
+    async def go():
+        async with Session(tmp_path, [SYM]) as s:
+            rate, next_ms = await s.venue.fetch_next_funding(SYM)
+            assert next_ms > 0 and abs(rate) <= 0.0075
+            q = intended(s, 1_500.0)
+            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM))
+            await settle(s, q)
+            s.sim.advance(next_ms - s.sim.now_ms() + 1)
+            await s.router.poll(funding=True)
+            log = [f for f in s.sim.funding_log if f["symbol"] == SYM]
+            assert len(log) == 1 and log[0]["payment"] != 0
+            paid = s.lineage.of(records.FundingPayment)
+            assert len(paid) == 1
+            assert paid[0].amount == pytest.approx(-log[0]["payment"], abs=1e-8)
+            assert s.router.summary()["funding"] == pytest.approx(-log[0]["payment"], abs=1e-8)
+            await s.router.poll(funding=True)  # taken once only
+            assert len(s.lineage.of(records.FundingPayment)) == 1
+            await finish(s)
+
+    run(go())
