@@ -85,6 +85,7 @@ class _Book:
                 self.qty, self.avg = new, price
             else:
                 self.qty = new
+        self.qty = round(self.qty, 12)  # no float drift in a sum of lot-sized fills
         self.realized += realized
         self.fees += fee
         return realized
