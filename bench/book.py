@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from kaizen.ext.book import OrderBook  # noqa: E402
 from kaizen.ext.depth import apply_depth, time_apply, timer_overhead_ns  # noqa: E402
-
 from kaizen.market.messages import envelope_decoder, snapshot_decoder  # noqa: E402
 from kaizen.market.refbook import PyOrderBook  # noqa: E402
 from kaizen.market.replay import replay  # noqa: E402
@@ -109,7 +108,9 @@ def main() -> None:
     assert chk.depth_ticks(1000) == ref.depth_ticks(1000), "Cython and reference books differ"
 
     # --- 2. µs per decoded depth message, bytes → book ----------------------------------------------
-    live = [d for d, m in zip(diffs, [json.loads(d)["data"] for d in diffs], strict=True) if m["u"] >= snap_id]
+    live = [
+        d for d, m in zip(diffs, [json.loads(d)["data"] for d in diffs], strict=True) if m["u"] >= snap_id
+    ]
     best = float("inf")
     for _ in range(5):
         book = fresh_cy()
@@ -143,14 +144,26 @@ def main() -> None:
     base_rate = n / (time.perf_counter() - t0)
 
     lv = int(nlev[keep].sum())
-    print(f"capture: {path.name}: {len(live)} depth messages applied after the snapshot, {lv} level updates "
-          f"(mean {lv / keep.sum():.1f}/message); {n} lines replayed; timer overhead {overhead:.0f} ns subtracted")
+    print(
+        f"capture: {path.name}: {len(live)} depth messages applied after the snapshot, {lv} level updates "
+        f"(mean {lv / keep.sum():.1f}/message); {n} lines replayed; timer overhead {overhead:.0f} ns subtracted"
+    )
     print(f"{'measure':<46} {'kaizen (Cython)':>16} {'baseline (Python)':>18} {'ratio':>8} {'target':>14}")
-    print(f"{'ns per level update, median':<46} {cy_med:>16.1f} {py_med:>18.1f} {py_med / cy_med:>7.0f}x {'<=20 ns, >=50x':>14}")
-    print(f"{'ns per level update, p99':<46} {cy_p99:>16.1f} {py_p99:>18.1f} {py_p99 / cy_p99:>7.0f}x {'':>14}")
-    print(f"{'us per depth message, bytes -> book':<46} {e2e_cy:>16.2f} {e2e_py:>18.2f} {e2e_py / e2e_cy:>7.1f}x {'':>14}")
-    print(f"{'replay msgs/s (full decode->sync path)':<46} {max(rates):>16,.0f} {base_rate:>18,.0f} {'':>8} {'>=300,000':>14}")
-    print("(baselines: sorted-dict reference book; json.loads + float parsing + reference book; json.loads per line only)")
+    print(
+        f"{'ns per level update, median':<46} {cy_med:>16.1f} {py_med:>18.1f} {py_med / cy_med:>7.0f}x {'<=20 ns, >=50x':>14}"
+    )
+    print(
+        f"{'ns per level update, p99':<46} {cy_p99:>16.1f} {py_p99:>18.1f} {py_p99 / cy_p99:>7.0f}x {'':>14}"
+    )
+    print(
+        f"{'us per depth message, bytes -> book':<46} {e2e_cy:>16.2f} {e2e_py:>18.2f} {e2e_py / e2e_cy:>7.1f}x {'':>14}"
+    )
+    print(
+        f"{'replay msgs/s (full decode->sync path)':<46} {max(rates):>16,.0f} {base_rate:>18,.0f} {'':>8} {'>=300,000':>14}"
+    )
+    print(
+        "(baselines: sorted-dict reference book; json.loads + float parsing + reference book; json.loads per line only)"
+    )
 
 
 if __name__ == "__main__":

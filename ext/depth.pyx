@@ -194,8 +194,9 @@ cdef Py_ssize_t _parse_obj(OrderBook book, object raw, int64_t* ticks, int64_t* 
 
 
 cpdef long apply_depth(OrderBook book, object bids_raw, object asks_raw) except -2:
-    """Parse both sides, then apply them; returns levels applied, or -(error code) - 2 ... see
-    `depth_error`. On any error the book is left untouched and -1 is returned."""
+    """Parse both sides (raw JSON `[["p","q"],...]`, any buffer), then apply them in one nogil
+    loop; returns the number of levels applied. On any error the book is left untouched and -1
+    is returned (`last_error()` says why)."""
     global _last_err
     cdef int err = 0
     cdef Py_ssize_t nb, na

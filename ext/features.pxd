@@ -18,6 +18,9 @@ cdef struct SymState:
     double fund[CAP]   # latest settled funding rate known at each bar close
     double prem[CAP]   # mark/last - 1 at each bar close (nan if no mark)
     double lr[CAP]     # leader's 1-bar return at the same bar (nan if none)
+    double lv[CAP]     # ln(1 + v), computed once per bar
+    double hl2[CAP]    # ln(h/l)^2
+    double co2[CAP]    # ln(c/o)^2
     long long last_open
     long long n        # bars since the last reset (including the current one)
     long long resets   # gap resets so far

@@ -127,6 +127,7 @@ cdef class FeatureEngine:
         for k in range(CAP):
             s.c[k] = NAN; s.o[k] = NAN; s.h[k] = NAN; s.l[k] = NAN; s.v[k] = NAN
             s.r[k] = NAN; s.rv24[k] = NAN; s.fund[k] = NAN; s.prem[k] = NAN; s.lr[k] = NAN
+            s.lv[k] = NAN; s.hl2[k] = NAN; s.co2[k] = NAN
         s.n = 0
         s.pos = 0
         s.vmean24 = NAN
@@ -178,6 +179,11 @@ cdef class FeatureEngine:
         s.n += 1
         s.c[p] = c; s.o[p] = o; s.h[p] = h; s.l[p] = l; s.v[p] = v
         s.r[p] = log(c / s.c[ix(p, 1)]) if s.n >= 2 else NAN
+        s.lv[p] = log1p(v)
+        x = log(h / l)
+        s.hl2[p] = x * x
+        x = log(c / o)
+        s.co2[p] = x * x
         s.fund[p] = s.last_fund
         s.prem[p] = (mark_close / c - 1.0) if (isfinite(mark_close) and mark_close > 0.0) else NAN
 
@@ -216,10 +222,8 @@ cdef class FeatureEngine:
             y = 0.0
             for k in range(24):
                 w = ix(p, k)
-                m = log(s.h[w] / s.l[w])
-                sd = log(s.c[w] / s.o[w])
-                x += m * m
-                y += 0.5 * m * m - GK_C * sd * sd
+                x += s.hl2[w]
+                y += 0.5 * s.hl2[w] - GK_C * s.co2[w]
             out[8] = sqrt(x / 24.0 / (4.0 * LN2))
             y /= 24.0
             out[9] = sqrt(y) if y > 0.0 else 0.0
@@ -261,15 +265,8 @@ cdef class FeatureEngine:
             m = wmean(s.v, p, 24)
             s.vmean24 = m
             out[16] = safe_div(v, m)
-            x = 0.0
-            for k in range(24):
-                x += log1p(s.v[ix(p, k)])
-            x /= 24.0
-            y = 0.0
-            for k in range(24):
-                sd = log1p(s.v[ix(p, k)]) - x
-                y += sd * sd
-            out[17] = safe_div(log1p(v) - x, sqrt(y / 24.0))
+            x = wmean(s.lv, p, 24)
+            out[17] = safe_div(s.lv[p] - x, wstd(s.lv, p, 24, x))
             out[18] = (((c - l) - (h - c)) / (h - l) if h > l else 0.0) * out[16]
             out[19] = safe_div(wmean(s.v, p, 6), m)
         else:
@@ -411,3 +408,38 @@ cdef class FeatureEngine:
     @property
     def leader(self):
         return self.symbols[self.leader_id] if self.leader_id >= 0 else None
+
+
+# ------------------------------------------------------------------ benchmarking hooks (bench/features.py)
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+
+cdef inline long long _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1_000_000_000LL + ts.tv_nsec
+
+
+def time_bars(FeatureEngine fe, const int[::1] sid, const long long[::1] open_time, const double[::1] o,
+              const double[::1] h, const double[::1] l, const double[::1] c, const double[::1] v,
+              const double[::1] funding, const double[::1] mark, long long[::1] ns):
+    """Per-call wall time (ns) of bar_update over event arrays, as the Cython hot path calls it."""
+    cdef Py_ssize_t i, n = sid.shape[0]
+    cdef long long t0
+    with nogil:
+        for i in range(n):
+            t0 = _now_ns()
+            fe.bar_update(sid[i], open_time[i], o[i], h[i], l[i], c[i], v[i], funding[i], mark[i])
+            ns[i] = _now_ns() - t0
+
+
+def time_book(FeatureEngine fe, int sid, const double[::1] imb, const double[::1] micro,
+              const double[::1] mid, const double[::1] sv, long long[::1] ns):
+    """Per-call wall time (ns) of book_update (one book/trade event)."""
+    cdef Py_ssize_t i, n = imb.shape[0]
+    cdef long long t0
+    with nogil:
+        for i in range(n):
+            t0 = _now_ns()
+            fe.book_update(sid, imb[i], micro[i], mid[i], sv[i])
+            ns[i] = _now_ns() - t0

@@ -68,6 +68,15 @@ class ModelConfig(_Section):
     horizon_bars: int = 4
     interval: str = "1h"
     pooled: bool = True
+    # signal training (kaizen train): walk-forward folds, embargo, XGBoost sizes
+    leader: str = "BTCUSDT"
+    folds: int = 6
+    embargo_bars: int = 24
+    trees: int = 200
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    meta_trees: int = 100
+    threads: int = 2
 
 
 class LoopConfig(_Section):
@@ -83,6 +92,8 @@ class LineageConfig(_Section):
     zstd_level: int = 3
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_seconds: int = 3600
+    zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
+    compress_threads: int = 0  # 0: compress on the writer thread; N > 0: N zstd workers per batch
 
 
 class SimConfig(_Section):

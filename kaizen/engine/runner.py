@@ -29,10 +29,22 @@ class RunResult:
 
 
 class SimProcess:
-    """`kaizen sim` as a child process; its first stdout line carries the REST and WS URLs."""
+    """`kaizen sim` as a child process; its first stdout line carries the REST and WS URLs.
+
+    Credentials go through the environment (not argv, which the process list shows); the child's
+    stderr goes to a log file so a chatty simulator can never block on a full pipe.
+    """
 
     def __init__(
-        self, seed: int, speed: float, api_key: str, api_secret: str, host: str = "127.0.0.1", port: int = 0
+        self,
+        seed: int,
+        speed: float,
+        api_key: str,
+        api_secret: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_path: Path | None = None,
+        balance: float = 10_000.0,
     ):
         cmd = [
             sys.executable,
@@ -47,20 +59,23 @@ class SimProcess:
             str(seed),
             "--speed",
             str(speed),
-            "--api-key",
-            api_key,
-            "--api-secret",
-            api_secret,
+            "--balance",
+            str(balance),
         ]
-        env = dict(os.environ)
+        env = dict(os.environ, KAIZEN_SIM_API_KEY=api_key, KAIZEN_SIM_API_SECRET=api_secret)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.log_path = log_path
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._err = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, text=True, env=env)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("kaizen-sim "):
-            err = self.proc.stderr.read() if self.proc.stderr else ""
             self.proc.kill()
-            raise KaizenError(f"simulator failed to start: {(line + err).strip().splitlines()[-1:] or '?'}")
+            self.proc.wait()
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path else []
+            raise KaizenError(f"simulator failed to start: {(tail or [line.strip() or 'no output'])[0]}")
         fields = dict(tok.split("=", 1) for tok in line.split()[1:] if "=" in tok)
         self.rest_url, self.ws_url = fields["rest"], fields["ws"]
 
@@ -72,6 +87,10 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if hasattr(self._err, "close"):
+            self._err.close()
 
 
 def config_hash(cfg: Config) -> str:
@@ -99,7 +118,16 @@ def run(cfg: Config, duration_s: float | None = None, show_progress: bool = True
         key, secret = secrets.token_hex(16), secrets.token_hex(32)
         os.environ[cfg.venue.api_key_env] = key
         os.environ[cfg.venue.api_secret_env] = secret
-        sim = SimProcess(cfg.sim.seed, cfg.sim.speed, key, secret, cfg.sim.host, cfg.sim.port)
+        sim = SimProcess(
+            cfg.sim.seed,
+            cfg.sim.speed,
+            key,
+            secret,
+            cfg.sim.host,
+            cfg.sim.port,
+            log_path=Path(cfg.lineage.dir).parent / "sim.log",
+            balance=cfg.sim.starting_balance,
+        )
         rest_url, ws_url = sim.rest_url, sim.ws_url
     try:
         import uvloop

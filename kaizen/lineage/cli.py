@@ -199,62 +199,60 @@ def _cat(args) -> int:
 def _tail(args) -> int:
     import msgspec
 
-    from kaizen.lineage import format as fmt
-    from kaizen.lineage.scan import segment_paths, walk
-
     r = _reader(args)
     enc = msgspec.json.Encoder()
-    # Last n records: walk frames from the end of the newest segments.
-    last: list = []
-    for rec in r.records():
-        last.append(rec)
-        if len(last) > 4 * max(args.n, 1):
-            last = last[-args.n :] if args.n else []
+    # One mechanism for the first read and for following: read whole frames only, remember where
+    # each segment was read to (a frame being written is not damage yet, just not there yet).
+    seen: dict[str, int] = {}
+    first = _poll(r, seen)
     if args.n > 0:
-        _emit([enc.encode(x) + b"\n" for x in last[-args.n :]])
-    _warn(r)
+        _emit([enc.encode(x) + b"\n" for x in first[-args.n :]])
     if not args.follow:
+        _warn(r)
         return 0
-    # Follow: remember where each segment was read to; read whole frames only (a frame being
-    # written is not damage yet).
-    seen = {p.name: p.stat().st_size for p in segment_paths(r.dir)}
-    r.damage.clear()
     while True:
         time.sleep(args.interval)
-        for seg in segment_paths(r.dir):
-            pos = seen.get(seg.name, 0)
-            try:
-                data = seg.read_bytes()
-            except OSError:
-                continue
-            if pos == 0:
-                if fmt.unpack_segment_header(data) is None:
-                    continue
-                pos = fmt.SEG_HEADER_SIZE
-            if len(data) <= pos:
-                continue
-            out: list[bytes] = []
-            for item in walk(data, pos, len(data), str(seg), at_eof=False):
-                if isinstance(item, fmt.FrameHeader):
-                    from kaizen.lineage.reader import Frame
+        out = _poll(r, seen)
+        if out and not _emit([enc.encode(x) + b"\n" for x in out]):
+            return 0
 
-                    frame = Frame(str(seg), 0, item)
-                    p0 = item.offset + fmt.FRAME_HEADER_SIZE
-                    out += [
-                        enc.encode(x) + b"\n"
-                        for x in r.decode_frame(frame, memoryview(data)[p0 : p0 + item.length])
-                    ]
-                    pos = item.offset + item.size
-                else:
-                    print(
-                        f"kaizen: warning: damaged data skipped in {item.segment} at offset {item.offset} "
-                        f"({item.bytes_lost} bytes)",
-                        file=sys.stderr,
-                    )
-                    pos = item.offset + item.bytes_lost
-            seen[seg.name] = pos
-            if out and not _emit(out):
-                return 0
+
+def _poll(r, seen: dict[str, int]) -> list:
+    from kaizen.lineage import format as fmt
+    from kaizen.lineage.reader import Frame
+    from kaizen.lineage.scan import segment_paths, walk
+
+    out: list = []
+    for seg in segment_paths(r.dir):
+        pos = seen.get(seg.name, 0)
+        try:
+            with open(seg, "rb") as fh:
+                if pos == 0:
+                    header = fmt.unpack_segment_header(fh.read(fmt.SEG_HEADER_SIZE))
+                    if header is None:
+                        continue
+                    seen[seg.name + "/schema"] = header.schema
+                    pos = fmt.SEG_HEADER_SIZE
+                fh.seek(pos)
+                data = fh.read()
+        except OSError:
+            continue
+        schema = seen.get(seg.name + "/schema", 0)
+        base = pos
+        for item in walk(data, 0, len(data), str(seg), at_eof=False, base=base):
+            if isinstance(item, fmt.FrameHeader):
+                p0 = item.offset - base + fmt.FRAME_HEADER_SIZE
+                out += r.decode_frame(Frame(str(seg), schema, item), memoryview(data)[p0 : p0 + item.length])
+                pos = item.offset + item.size
+            else:
+                print(
+                    f"kaizen: warning: damaged data skipped in {item.segment} at offset {item.offset} "
+                    f"({item.bytes_lost} bytes)",
+                    file=sys.stderr,
+                )
+                pos = item.offset + item.bytes_lost
+        seen[seg.name] = pos
+    return out
 
 
 def _stats(args) -> int:

@@ -16,7 +16,7 @@ import zstandard
 
 from kaizen.lineage import format as fmt
 from kaizen.lineage.records import RECORD_TYPES, SCHEMA_VERSION, Base, Record
-from kaizen.lineage.scan import Damage, payload_of, read_index, segment_paths, walk
+from kaizen.lineage.scan import Damage, map_file, payload_of, read_index, segment_paths, walk
 
 DICT_NAME = "zstd.dict"
 
@@ -29,6 +29,23 @@ class Frame(NamedTuple):
     segment: str
     schema: int
     header: fmt.FrameHeader
+
+
+def writer_active(directory: Path) -> bool:
+    """True while a LineageWriter holds this log open (it holds an exclusive flock)."""
+    import fcntl
+
+    try:
+        fh = open(directory / "writer.lock", "rb")  # noqa: SIM115
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 class LineageReader:
@@ -66,6 +83,7 @@ class LineageReader:
     ) -> Iterator[tuple[Frame, memoryview]]:
         """Intact frames that may hold matching records, with their compressed payloads."""
         segs = self.segments()
+        self._newest = segs[-1] if segs else None
         starts = [int(p.stem) for p in segs]
         for i, seg in enumerate(segs):
             if seq_to is not None and starts[i] > seq_to:
@@ -76,13 +94,13 @@ class LineageReader:
 
     def _segment_frames(self, seg, seq_from, seq_to, since_ns, until_ns):
         try:
-            data = seg.read_bytes()
+            data = map_file(seg)
         except OSError as exc:
             self._report(Damage(str(seg), 0, 0, f"cannot read: {exc.strerror}"))
             return
-        header = fmt.unpack_segment_header(data)
+        header = fmt.unpack_segment_header(data[: fmt.SEG_HEADER_SIZE])
         if header is None:
-            if data:
+            if len(data):
                 self._report(Damage(str(seg), 0, len(data), "bad or torn segment header"))
             return
         if header.format > fmt.FORMAT_VERSION:
@@ -123,7 +141,9 @@ class LineageReader:
                 else:
                     yield Frame(str(seg), header.schema, item), payload_of(data, item)
             pos = e.offset + e.size
-        for item in walk(data, pos, end, str(seg)):
+        # The newest segment of a log a writer has open may end in a frame being written: not damage.
+        growing = seg == self._newest and writer_active(self.dir)
+        for item in walk(data, pos, end, str(seg), at_eof=not growing):
             if isinstance(item, Damage):
                 self._report(item)
             elif wanted(item.first_seq, item.last_seq, item.ts_min, item.ts_max):

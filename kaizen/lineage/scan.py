@@ -4,6 +4,7 @@ Shared by the writer (repair on open) and the reader (iteration, verify)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,16 @@ class Damage(NamedTuple):
     offset: int
     bytes_lost: int
     reason: str
+
+
+def map_file(path: Path):
+    """The file's bytes without reading them all: an mmap (pages load as frames are touched), or
+    b"" for an empty file. The map is released when the last view of it goes."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
 
 
 def segment_paths(directory: str | os.PathLike[str]) -> list[Path]:
@@ -39,30 +50,37 @@ def read_index(seg: Path) -> list[fmt.IndexEntry]:
 
 
 def walk(
-    data: bytes | memoryview, start: int, end: int, seg: str, check_payload: bool = True, at_eof: bool = True
+    data: bytes | memoryview,
+    start: int,
+    end: int,
+    seg: str,
+    check_payload: bool = True,
+    at_eof: bool = True,
+    base: int = 0,
 ) -> Iterator[fmt.FrameHeader | Damage]:
     """Yield frame headers (with checksummed payloads) and Damage for what lies between them.
 
     A frame is trusted only if its header checksum holds and, with `check_payload`, its payload
     checksum too. After damage the walk resyncs on the next header whose checksum holds. With
     `at_eof` False a short last frame is treated as not yet written (for following a live log).
+    `base` is the file offset of data[0] (offsets reported are file offsets).
     """
     pos = start
     mv = memoryview(data)
     while pos < end:
-        head = fmt.unpack_frame_header(data, pos, pos)
+        head = fmt.unpack_frame_header(data, pos, base + pos)
         if head is not None and pos + head.size <= end:
             if not check_payload or _payload_ok(mv, pos, head):
                 yield head
                 pos += head.size
                 continue
             nxt = _resync(data, pos + 1, end)
-            yield Damage(seg, pos, nxt - pos, "payload checksum mismatch")
+            yield Damage(seg, base + pos, nxt - pos, "payload checksum mismatch")
             pos = nxt
             continue
         if head is not None:  # a header whose frame runs past the end: a torn (or unfinished) tail
             if at_eof:
-                yield Damage(seg, pos, end - pos, "torn frame at end of segment")
+                yield Damage(seg, base + pos, end - pos, "torn frame at end of segment")
             return
         if end - pos < fmt.FRAME_HEADER_SIZE and not at_eof:
             return
@@ -70,7 +88,7 @@ def walk(
         reason = (
             "bad frame header" if nxt < end or end - pos >= fmt.FRAME_HEADER_SIZE else "torn frame header"
         )
-        yield Damage(seg, pos, nxt - pos, reason)
+        yield Damage(seg, base + pos, nxt - pos, reason)
         pos = nxt
 
 
@@ -82,7 +100,7 @@ def _payload_ok(mv: memoryview, pos: int, head: fmt.FrameHeader) -> bool:
 
 def _resync(data, pos: int, end: int) -> int:
     """Offset of the next intact frame header at or after pos (end if none)."""
-    find = data.find if isinstance(data, bytes | bytearray) else bytes(data).find
+    find = data.find if hasattr(data, "find") else bytes(data).find  # bytes or mmap
     while True:
         i = find(fmt.FRAME_MAGIC, pos, end)
         if i < 0:
@@ -100,8 +118,8 @@ def payload_of(data, head: fmt.FrameHeader) -> memoryview:
 
 def scan_segment(seg: Path) -> tuple[fmt.SegmentHeader | None, list[fmt.FrameHeader], list[Damage], int]:
     """(segment header, intact frames, damage, file size), checking every checksum."""
-    data = seg.read_bytes()
-    header = fmt.unpack_segment_header(data)
+    data = map_file(seg)
+    header = fmt.unpack_segment_header(data[: fmt.SEG_HEADER_SIZE])
     if header is None:
         lost = len(data)
         return None, [], ([Damage(str(seg), 0, lost, "bad or torn segment header")] if lost else []), lost

@@ -23,6 +23,7 @@ from kaizen.lineage.records import SCHEMA_VERSION, Base
 from kaizen.lineage.scan import last_seq_of, repair_tail, segment_paths
 
 CHUNK_RECORDS = 2048  # records per frame (a frame is also cut at each flush)
+WAKE_RECORDS = 8 * CHUNK_RECORDS  # queued records that wake the writer thread before its timer
 MAX_PENDING_RECORDS = 1 << 20  # producer blocks past this many queued records (disk or zstd too slow)
 DICT_NAME = "zstd.dict"
 
@@ -48,17 +49,24 @@ class LineageWriter:
         self.config = config or LineageConfig()
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.repaired: list[tuple[str, int, int]] = []  # (segment, offset, bytes dropped) at open
-        last = None
-        for seg in segment_paths(self.dir):
-            last = seg
-        if last is not None:
-            dropped = repair_tail(last)
-            if dropped is not None:
-                self.repaired.append(dropped)
-        self._next_seq = self._find_next_seq()
-        self._dict = self._load_dict()
-        self._zc = zstandard.ZstdCompressor(level=self.config.zstd_level, dict_data=self._dict)
+        if not -7 <= self.config.zstd_level <= 22:
+            from kaizen.errors import ConfigError
+
+            raise ConfigError(f"lineage.zstd_level must be in -7..22, got {self.config.zstd_level}")
+        self._lockfile = _lock_dir(self.dir)  # one writer per log; the kernel drops it if we die
+        try:
+            self.repaired: list[tuple[str, int, int]] = []  # (segment, offset, bytes dropped) at open
+            segs = segment_paths(self.dir)
+            if segs:
+                dropped = repair_tail(segs[-1])
+                if dropped is not None:
+                    self.repaired.append(dropped)
+            self._next_seq = self._find_next_seq()
+            self._dict = self._load_dict()
+            self._zc = zstandard.ZstdCompressor(level=self.config.zstd_level, dict_data=self._dict)
+        except BaseException:
+            self._lockfile.close()
+            raise
         self._enc = msgspec.msgpack.Encoder()
         self._encode = self._enc.encode
         self._lock = threading.Lock()
@@ -129,6 +137,8 @@ class LineageWriter:
         if self._error is not None:
             raise RuntimeError(f"lineage writer failed: {self._error}") from self._error
         self._move()
+        if self._pending >= WAKE_RECORDS and not self._wake.is_set():
+            self._wake.set()  # enough for a batch: don't wait for the flush timer
         if self._pending > MAX_PENDING_RECORDS:
             self._lock.release()
             try:
@@ -177,6 +187,7 @@ class LineageWriter:
             self._closing = True
             self._wake.set()
             self._thread.join()
+            self._lockfile.close()
         if self._error is not None:
             raise RuntimeError(f"lineage writer failed: {self._error}") from self._error
 
@@ -225,7 +236,11 @@ class LineageWriter:
                 self._done.notify_all()
 
     def _write_batch(self, batch: list[tuple[list[bytes], list[int | None]]]) -> None:
-        raws = [fmt.array_header(len(parts)) + b"".join(parts) for parts, _ in batch]
+        raws = []
+        for parts, _ in batch:  # one copy: the msgpack array header goes in front of the records
+            parts.insert(0, fmt.array_header(len(parts)))
+            raws.append(b"".join(parts))
+            del parts[0]
         spans = []
         for raw, (_, tss) in zip(raws, batch, strict=True):
             if None in tss:  # append_encoded without ts: read them from the records
@@ -234,7 +249,7 @@ class LineageWriter:
         if len(raws) == 1:
             payloads = [self._zc.compress(raws[0])]
         else:  # one call, GIL released for the whole batch
-            coll = self._zc.multi_compress_to_buffer(raws, threads=0)
+            coll = self._zc.multi_compress_to_buffer(raws, threads=self.config.compress_threads)
             payloads = [coll[i].tobytes() for i in range(len(coll))]
         flags = fmt.FLAG_DICT if self._dict is not None else 0
         now = time.monotonic()
@@ -313,7 +328,7 @@ class LineageWriter:
         return 0
 
     def _load_dict(self) -> zstandard.ZstdCompressionDict | None:
-        path = getattr(self.config, "zstd_dict", "")
+        path = self.config.zstd_dict
         if not path:
             return None
         from kaizen.errors import ConfigError
@@ -331,6 +346,20 @@ class LineageWriter:
             tmp.write_bytes(data)
             os.replace(tmp, target)
         return zstandard.ZstdCompressionDict(data)
+
+
+def _lock_dir(directory: Path):
+    import fcntl
+
+    from kaizen.errors import KaizenError
+
+    fh = open(directory / "writer.lock", "a+b")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise KaizenError(f"{directory}: another lineage writer has this log open") from None
+    return fh
 
 
 def _fsync_dir(path: Path) -> None:

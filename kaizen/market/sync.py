@@ -301,6 +301,11 @@ class StreamProcessor:
     def invalidate(self, symbol: str, reason: str, ts: int) -> None:
         """Mark a symbol's book unusable and resync it (e.g. after a reconnect)."""
         st = self.symbols[symbol.upper()]
+        if st.last_u == 0 and st.state == WAIT_SNAPSHOT:
+            # Never synced yet (first connect): nothing to resync, just get a snapshot.
+            st.buffer.clear()
+            self._want_snapshot(st)
+            return
         self._resync(st, reason, ts)
 
     # --- bookTicker consistency check ---------------------------------------------------------------
@@ -315,6 +320,9 @@ class StreamProcessor:
         delivered yet) and it is counted as explained (bookticker_behind).
         """
         self.stats["bookTicker"] += 1
+        if not (finite_pos(m.b) and finite_pos(m.a) and 0.0 <= m.B < 1e15 and 0.0 <= m.A < 1e15):
+            self._bad(st.symbol, f"bad bookTicker b={m.b} a={m.a}", recv_ns)
+            return
         if st.state != SYNCED or m.u < st.last_u:
             self.stats["bookticker_skipped"] += 1
             return

@@ -193,6 +193,8 @@ def parse_model(raw: bytes, where: str = "<model>") -> ForestModel:
         thr = np.asarray(t["split_conditions"], dtype=np.float64).astype(np.float32)
         if np.isnan(thr).any():
             raise DataError(f"{where}: tree {i} has a NaN threshold or leaf value")
+        if not np.isfinite(thr[internal]).all():
+            raise DataError(f"{where}: tree {i} has an infinite split threshold")
         g = int(tree_info[i])
         if not 0 <= g < k:
             raise DataError(f"{where}: tree {i} belongs to output {g}, model has {k}")

@@ -8,8 +8,8 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kaizen.ext.book import OrderBook
 
+from kaizen.ext.book import OrderBook
 from kaizen.market.refbook import PyOrderBook
 
 CENTER = 600_000  # ticks (60,000.0 at tick 0.1)

@@ -93,7 +93,7 @@ def lines(shared_data):
         return [ln.rstrip(b"\n").split(b" ", 1) for _, ln in zip(range(4000), fh, strict=False)]
 
 
-async def run_feed(venue, until, stale_after_ms=5000, timeout=20.0):
+async def run_feed(venue, until, stale_after_ms=5000, timeout=20.0, **kw):
     server = await ws_create_server(venue.factory, "127.0.0.1", 0)
     ws_port = server.sockets[0].getsockname()[1]
     app = web.Application()
@@ -116,6 +116,7 @@ async def run_feed(venue, until, stale_after_ms=5000, timeout=20.0):
         depth_stream="depth@0ms",
         extra_streams=("bookTicker", "trade"),
         backoff_initial_s=0.05,
+        **kw,
     )
     await feed.start()
     try:
@@ -171,3 +172,18 @@ def test_watchdog_marks_stale_then_recovers(lines):
     assert "valid" in h.status[i + 1 :]
     assert any(isinstance(r, MarketStatus) and r.status == "stale" for r in lin.records)
     assert feed.book("BTCUSDT").valid
+
+
+def test_connection_rollover_renews_and_resyncs(lines):
+    # Binance cuts connections at 24 h; the feed renews before that (here after 0.3 s).
+    venue = Venue(lines)
+    feed, h, lin = asyncio.run(
+        run_feed(
+            venue,
+            lambda f, h: f.stats["rollovers"] >= 1 and f.book("BTCUSDT").valid and f.stats["connects"] >= 2,
+            rollover_s=0.3,
+        )
+    )
+    s = feed.stats
+    assert s["rollovers"] >= 1 and s["connects"] >= 2 and s["snapshots_fetched"] >= 2
+    assert feed.book("BTCUSDT").valid and s["bookticker_disagreements"] == 0

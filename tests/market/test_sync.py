@@ -88,6 +88,8 @@ def test_real_capture_syncs_and_agrees_with_bookticker(shared_data):
     assert s["bookticker_disagreements"] == 0, proc.disagreements
     book = proc.book("BTCUSDT")
     assert book.valid and not book.crossed()
+    assert book.dropped_far_levels == 0  # the default far-level cap loses nothing on real data
+    assert 1000 < book.level_count(True) < 20_000 + 65_536
     assert h.books > 6000 and h.trades == 21313
     assert [r.status for r in lin.records if isinstance(r, MarketStatus)] == ["valid"]
 
@@ -179,6 +181,8 @@ def test_duplicate_and_out_of_order_diffs(lines):
         b"\xff\xfe",
         b"",
         b"[" * 10000,
+        b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}}',
+        b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"1","B":"-1","a":"1e308","A":"1"}}',
     ],
 )
 def test_malformed_messages_are_counted_not_raised(bad):
@@ -273,21 +277,24 @@ def test_fuzz_100k_mutated_real_messages(lines):
     lin = Collect()
     proc = make(lin, Handler(), [])
     snap_i = next(i for i, (_, r) in enumerate(base) if r.startswith(b'{"lastUpdateId"'))
-    n = 0
-    while n < 100_000:
+    n = mutated = 0
+    while mutated < 100_000:
         for i, (_ts, raw) in enumerate(base):
             if i == snap_i:
                 proc.process_snapshot("BTCUSDT", _mutate(rng, raw) if rng.random() < 0.3 else raw, 0)
                 continue
             r = rng.random()
             if r < 0.5:
-                raw = _mutate(rng, raw)
+                new = _mutate(rng, raw)
+                mutated += new != raw
+                raw = new
             elif r < 0.55:  # out of order / duplicate: a random earlier message
                 raw = base[rng.randrange(i + 1)][1]
+                mutated += 1
             proc.process(raw, 0)
             n += 1
     s = proc.stats
-    assert s["messages"] == n >= 100_000
+    assert s["messages"] == n and mutated >= 100_000
     assert s["bad"] > 10_000 and s["resyncs"] > 0
     book = proc.book("BTCUSDT")
     assert not (book.valid and book.crossed())

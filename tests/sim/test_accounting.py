@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import ccxt.async_support as ccxt
 import pytest
 
 from tests.sim.helpers import BTC, admin, run, sim_and_client
@@ -159,5 +160,26 @@ def test_liquidation_at_the_documented_price(mode: str) -> None:
             left_in_margin = wb - loss
             assert left_in_margin == pytest.approx(qty * liq["price"] * 0.004, abs=qty * 0.1)
             assert math.isfinite(lp) and lp < entry
+
+    run(go())
+
+
+def test_adding_isolated_margin_moves_the_liquidation_price() -> None:
+    async def go() -> None:
+        async with sim_and_client(seed=4, starting_balance=2_000.0) as (sim, ex):
+            await admin(sim, "POST", "/_sim/price", {"symbol": "BTCUSDT", "price": 42_000.0})
+            await ex.set_margin_mode("isolated", BTC)
+            await ex.set_leverage(20, BTC)
+            o = await ex.create_order(BTC, "market", "buy", 0.4)
+            entry = o["average"]
+            before = (await ex.fetch_positions([BTC]))[0]["liquidationPrice"]
+            await ex.add_margin(BTC, 100.0)
+            after = (await ex.fetch_positions([BTC]))[0]["liquidationPrice"]
+            assert after == pytest.approx(_lp(0.4 * entry / 20 + 100.0, 0.4, entry, 0.004, 0.0, 1), rel=1e-9)
+            assert after < before
+            with pytest.raises(ccxt.ExchangeError, match="-4051"):
+                await ex.reduce_margin(BTC, 10_000.0)
+            await ex.reduce_margin(BTC, 100.0)
+            assert (await ex.fetch_positions([BTC]))[0]["liquidationPrice"] == pytest.approx(before, rel=1e-9)
 
     run(go())

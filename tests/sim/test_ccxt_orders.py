@@ -139,3 +139,16 @@ def test_filters_answer_binance_codes(qty: str, price_mult: float | None, code: 
             assert sim.orders_received[-1]["error"]["code"] == int(code)
 
     run(go())
+
+
+def test_fee_tier_sets_the_rates_charged() -> None:
+    async def go() -> None:
+        async with sim_and_client(fee_tier=3) as (sim, ex):
+            fee = await ex.fetch_trading_fee(BTC)
+            assert (fee["maker"], fee["taker"]) == (0.00012, 0.00032)
+            o = await ex.create_order(BTC, "market", "buy", 0.01)
+            trades = await ex.fetch_my_trades(BTC)
+            assert sum(t["fee"]["cost"] for t in trades) == pytest.approx(o["cost"] * 0.00032, rel=1e-9)
+            assert (await ex.fetch_balance())["info"]["feeTier"] == 3
+
+    run(go())

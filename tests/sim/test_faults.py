@@ -52,6 +52,7 @@ def test_timeout_before_processing_makes_no_order() -> None:
             with pytest.raises(ccxt.RequestTimeout):
                 await ex.create_order(BTC, "market", "buy", 0.003, None, {"newClientOrderId": "t-1"})
             assert _accepted(sim, "t-1") == 0 and sim.trade_log == []
+            assert [r["error"]["code"] for r in sim.orders_received] == [-1007]
             with pytest.raises(ccxt.OrderNotFound):
                 await ex.fetch_order(None, BTC, {"origClientOrderId": "t-1"})
 
@@ -62,8 +63,9 @@ def test_timeout_after_accept_order_exists_and_retry_is_refused_as_duplicate() -
     async def go() -> None:
         async with sim_and_client() as (sim, ex):
             ex.timeout = 800
-            await admin(sim, "POST", "/_sim/faults",
-                        {"timeout_after_accept": 1, "timeout_s": 2.0, "paths": [ORDER]})
+            await admin(
+                sim, "POST", "/_sim/faults", {"timeout_after_accept": 1, "timeout_s": 2.0, "paths": [ORDER]}
+            )
             with pytest.raises(ccxt.RequestTimeout):
                 await ex.create_order(BTC, "market", "buy", 0.004, None, {"newClientOrderId": "ta-1"})
             assert _accepted(sim, "ta-1") == 1

@@ -61,3 +61,34 @@ def test_sim_cli_bad_input_is_one_line_exit_2() -> None:
     assert proc.returncode == 2
     assert "DOGEUSDT" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert out == ""
+
+
+def test_sim_cli_replay_missing_data_is_one_line_exit_2(tmp_path) -> None:  # noqa: ANN001
+    proc = _spawn("--replay", str(tmp_path), "--symbols", "SOLUSDT")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and out == ""
+    assert str(tmp_path) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_sim_cli_faults_from_the_command_line() -> None:
+    import urllib.error
+
+    proc = _spawn("--faults", '{"rest_5xx": 1}')
+    try:
+        rest = proc.stdout.readline().split()[1].split("=", 1)[1]
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(rest + "/fapi/v1/ping", timeout=10)
+        assert info.value.code == 503 and json.load(info.value)["code"] == -1001
+        with urllib.request.urlopen(rest + "/fapi/v1/ping", timeout=10) as r:
+            assert json.load(r) == {}
+        with urllib.request.urlopen(rest + "/_sim/fault_log", timeout=10) as r:
+            assert [f["fault"] for f in json.load(r)] == ["5xx"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    bad = _spawn("--faults", '{"nope": 1}')
+    out, err = bad.communicate(timeout=30)
+    assert bad.returncode == 2 and "nope" in err and "Traceback" not in err

@@ -121,3 +121,53 @@ def test_single_stream_raw_payloads_and_dropped_socket_fault() -> None:
             await sim.stop()
 
     run(go())
+
+
+def test_user_data_stream_and_partial_depth() -> None:
+    async def go() -> None:
+        from tests.sim.helpers import BTC, sim_and_client
+
+        async with sim_and_client() as (sim, ex):
+            key = (await ex.fapiPrivatePostListenKey())["listenKey"]
+            tr, col = await _connect(f"{sim.ws_url}/ws/{key}")
+            tr2, col2 = await _connect(f"{sim.ws_url}/stream?streams=btcusdt@depth5@100ms")
+            o = await ex.create_order(BTC, "market", "buy", 0.004, None, {"newClientOrderId": "ud-1"})
+            await asyncio.sleep(0.4)
+            tr.disconnect()
+            tr2.disconnect()
+            ou = [m for m in col.msgs if m["e"] == "ORDER_TRADE_UPDATE"]
+            assert [m["o"]["x"] for m in ou][0] == "NEW" and ou[-1]["o"]["X"] == "FILLED"
+            assert all(m["o"]["c"] == "ud-1" and m["o"]["i"] == int(o["id"]) for m in ou)
+            fills = [m["o"] for m in ou if m["o"]["x"] == "TRADE"]
+            assert sum(float(f["l"]) for f in fills) == 0.004
+            acct = [m for m in col.msgs if m["e"] == "ACCOUNT_UPDATE"]
+            assert acct and acct[-1]["a"]["P"][0]["pa"] == "0.004"
+            assert float(acct[-1]["a"]["B"][0]["wb"]) == sim.exchange.account.wallet
+            d5 = [m["data"] for m in col2.msgs]
+            assert d5 and all(len(d["b"]) == 5 and len(d["a"]) == 5 for d in d5)
+
+    run(go())
+
+
+def test_websocket_latency_fault_delays_messages() -> None:
+    async def go() -> None:
+        import time
+
+        from kaizen.venue.sim import Simulator
+
+        sim = Simulator(seed=2, faults={"ws_latency_ms": 400})
+        await sim.start()
+        try:
+            t0 = time.monotonic()
+            tr, col = await _connect(f"{sim.ws_url}/ws/btcusdt@depth@100ms")
+            while not col.msgs:
+                await asyncio.sleep(0.01)
+            first = time.monotonic() - t0
+            tr.disconnect()
+            assert first >= 0.4
+            us = [m["u"] for m in col.msgs]
+            assert us == sorted(us)
+        finally:
+            await sim.stop()
+
+    run(go())

@@ -13,10 +13,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ws-port", type=int, default=0, help="websocket port (default 0: a free port)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
     p.add_argument("--speed", type=float, default=60.0, help="sim seconds per wall second (default 60)")
-    p.add_argument("--api-key", default="", help="API key clients must send (default: any)")
-    p.add_argument("--api-secret", default="", help="HMAC secret for signed requests (default: unchecked)")
+    p.add_argument(
+        "--api-key", default="", help="API key clients must send (default: $KAIZEN_SIM_API_KEY, else any key)"
+    )
+    p.add_argument(
+        "--api-secret",
+        default="",
+        help="HMAC secret for signed requests (default: $KAIZEN_SIM_API_SECRET, else unchecked)",
+    )
     p.add_argument("--balance", type=float, default=10_000.0, help="starting USDT balance (default 10000)")
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT", help="comma-separated symbols")
+    p.add_argument(
+        "--replay",
+        metavar="DATA_DIR",
+        default=None,
+        help="replay real candles + funding from Binance-format CSVs under DATA_DIR "
+        "(futures/um/klines/SYM/IV, futures/um/fundingRate/SYM) instead of the synthetic market",
+    )
+    p.add_argument("--replay-interval", default="1h", help="candle interval to replay (default 1h)")
+    p.add_argument(
+        "--replay-start",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="sim clock start (default: the first time every symbol has data)",
+    )
+    p.add_argument(
+        "--faults",
+        default=None,
+        metavar="JSON",
+        help="fault injection at start, as POST /_sim/faults takes it, e.g. "
+        '\'{"rest_5xx": 2, "latency_ms": 50}\' (or @FILE)',
+    )
+    p.add_argument(
+        "--fee-tier",
+        type=int,
+        default=None,
+        choices=range(10),
+        metavar="0..9",
+        help="Binance USD-M VIP fee tier (default: regular, 0.02 %% maker / 0.05 %% taker)",
+    )
     p.set_defaults(func=_sim)
 
 
@@ -27,6 +62,10 @@ def _sim(args: argparse.Namespace) -> int:
         raise KaizenError(f"--speed must be > 0, got {args.speed}")
     if not 0 <= args.port < 65536 or not 0 <= args.ws_port < 65536:
         raise KaizenError(f"--port must be 0..65535, got {args.port}")
+    import os
+
+    args.api_key = args.api_key or os.environ.get("KAIZEN_SIM_API_KEY", "")
+    args.api_secret = args.api_secret or os.environ.get("KAIZEN_SIM_API_SECRET", "")
     if bool(args.api_key) != bool(args.api_secret):
         raise KaizenError("--api-key and --api-secret go together")
     from kaizen.venue.sim.spec import SPECS
@@ -37,6 +76,38 @@ def _sim(args: argparse.Namespace) -> int:
         raise KaizenError(
             f"--symbols: unknown symbol {bad[0] if bad else '(none)'!r} (known: {', '.join(SPECS)})"
         )
+    faults = None
+    if args.faults:
+        import json
+
+        text = args.faults
+        if text.startswith("@"):
+            try:
+                text = open(text[1:]).read()
+            except OSError as exc:
+                raise KaizenError(f"--faults: cannot read {text[1:]}: {exc.strerror}") from None
+        try:
+            faults = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise KaizenError(f"--faults: not JSON ({exc.msg} at char {exc.pos})") from None
+        if not isinstance(faults, dict):
+            raise KaizenError("--faults: expected a JSON object")
+        from kaizen.venue.sim.simulator import Faults
+
+        known = set(Faults.__dataclass_fields__)
+        bad = [k for k in faults if k not in known]
+        if bad:
+            raise KaizenError(f"--faults: unknown fault {bad[0]!r} (known: {', '.join(sorted(known))})")
+    start_ms = None
+    if args.replay_start:
+        from datetime import UTC, datetime
+
+        try:
+            start_ms = int(
+                datetime.strptime(args.replay_start, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000
+            )
+        except ValueError:
+            raise KaizenError(f"--replay-start: expected YYYY-MM-DD, got {args.replay_start!r}") from None
     import asyncio
     import signal
     import sys
@@ -61,6 +132,11 @@ def _sim(args: argparse.Namespace) -> int:
             port=args.port,
             ws_port=args.ws_port,
             starting_balance=args.balance,
+            replay_dir=args.replay,
+            replay_interval=args.replay_interval,
+            replay_start_ms=start_ms,
+            faults=faults,
+            fee_tier=args.fee_tier,
         )
         try:
             await sim.start()

@@ -64,6 +64,10 @@ class Order:
     cum_quote: float = 0.0
     status: str = "NEW"
     update_ms: int = 0
+    prio: int = 0  # time priority: creation order, renewed by an amend
+
+    def __post_init__(self) -> None:
+        self.prio = self.prio or self.order_id
 
     @property
     def remaining(self) -> int:
@@ -105,6 +109,7 @@ class Exchange:
         self.clock = clock  # () -> sim ms
         self.maker_fee = maker_fee
         self.taker_fee = taker_fee
+        self.fee_tier = 0
         self.account = Account(starting_balance)
         for s in markets:
             self.account.positions[s] = Position(s, leverage=default_leverage)
@@ -314,6 +319,9 @@ class Exchange:
             need = spec.qty_of(inc) * ref_price / pos.leverage
             if inc > 0 and need > self.available() + 1e-9:
                 raise SimError(-2019, "Margin is insufficient.")
+            cap = max((b.notional_cap for b in spec.brackets if b.max_leverage >= pos.leverage), default=0.0)
+            if inc > 0 and abs(spec.qty_of(pos.lots + signed)) * ref_price > cap:
+                raise SimError(-2027, "Exceeded the maximum allowable position at current leverage.")
         if tif == "GTX" and otype == "LIMIT":
             crosses = price_ticks >= mkt.best_ask() if side == "BUY" else price_ticks <= mkt.best_bid()
             if crosses:
@@ -388,35 +396,104 @@ class Exchange:
         return min(want, abs(pos.lots))
 
     def match_resting(self, mkt: SymbolMarket, trades: list[Trade]) -> None:
-        """Fill our resting limit orders that the market traded through (maker fills)."""
-        lst = self.open_by_symbol[mkt.spec.symbol]
+        """Fill our resting limit orders that the market traded through (maker fills at the order's
+        price). The liquidity that can hit them is the synthetic ladder on the other side at prices
+        through the order (consumed as it fills) plus background trades printed through it; it is
+        handed out in price-time priority."""
+        sym = mkt.spec.symbol
+        lst = self.open_by_symbol[sym]
         if not lst:
             return
-        ask, bid = mkt.best_ask(), mkt.best_bid()
-        low = min((t.price_ticks for t in trades), default=None)
-        high = max((t.price_ticks for t in trades), default=None)
-        buys = sorted((o for o in lst if o.side == "BUY"), key=lambda o: (-o.price_ticks, o.order_id))
-        sells = sorted((o for o in lst if o.side == "SELL"), key=lambda o: (o.price_ticks, o.order_id))
-        for o in buys:
-            if ask <= o.price_ticks or (low is not None and low < o.price_ticks):
-                self._fill_resting(o)
-        for o in sells:
-            if bid >= o.price_ticks or (high is not None and high > o.price_ticks):
-                self._fill_resting(o)
-        self.open_by_symbol[mkt.spec.symbol] = [o for o in lst if o.is_open]
+        for side in ("BUY", "SELL"):
+            buy = side == "BUY"
+            orders = sorted(
+                (o for o in lst if o.side == side and o.is_open),
+                key=lambda o: (-o.price_ticks if buy else o.price_ticks, o.prio),
+            )
+            if not orders:
+                continue
+            book = mkt.asks if buy else mkt.bids
+            pool = [[t.price_ticks, t.lots] for t in trades]
+            for o in orders:
+                want = o.remaining
+                if self.partial_fill_ratio > 0:
+                    want = max(1, min(want, int(math.ceil(o.lots * self.partial_fill_ratio))))
+                if o.reduce_only:
+                    want = self._trim_reduce_only(o, want)
+                    if want <= 0:
+                        self._cancel(o, "EXPIRED")
+                        continue
+                got = 0
+                levels = [p for p in book if (p <= o.price_ticks if buy else p >= o.price_ticks)]
+                for p in sorted(levels, reverse=not buy):
+                    if got >= want:
+                        break
+                    take = min(want - got, book[p])
+                    book[p] -= take
+                    if book[p] <= 0:
+                        del book[p]
+                    got += take
+                for row in pool:
+                    if got >= want:
+                        break
+                    if row[1] > 0 and (row[0] < o.price_ticks if buy else row[0] > o.price_ticks):
+                        take = min(want - got, row[1])
+                        row[1] -= take
+                        got += take
+                if got > 0:
+                    self._fill(o, o.price_ticks, got, maker=True)
+        self.open_by_symbol[sym] = [o for o in lst if o.is_open]
 
-    def _fill_resting(self, o: Order) -> None:
-        want = o.remaining
-        if self.partial_fill_ratio > 0:
-            want = max(1, min(want, int(math.ceil(o.lots * self.partial_fill_ratio))))
-        if o.reduce_only:
-            want = self._trim_reduce_only(o, want)
-            if want <= 0:
-                o.status = "EXPIRED"
-                o.update_ms = self._now()
-                self._emit_order(o, "EXPIRED")
-                return
-        self._fill(o, o.price_ticks, want, maker=True)
+    def resting_levels(self, symbol: str) -> tuple[dict[int, int], dict[int, int]]:
+        """Our open limit orders aggregated by price (they are part of the public book)."""
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        for o in self.open_by_symbol[symbol]:
+            side = bids if o.side == "BUY" else asks
+            side[o.price_ticks] = side.get(o.price_ticks, 0) + o.remaining
+        return bids, asks
+
+    def amend(self, params: dict[str, str]) -> dict[str, Any]:
+        """PUT /fapi/v1/order: new price and/or quantity of an open LIMIT order. The order keeps its
+        id and loses its time priority; if the new price is marketable it takes at once."""
+        symbol = params.get("symbol", "")
+        spec = self.spec(symbol)
+        o = self._find(
+            symbol, params.get("orderId"), params.get("origClientOrderId"), -2013, "Order does not exist."
+        )
+        if not o.is_open:
+            raise SimError(-2013, "Order does not exist.")
+        if o.type != "LIMIT":
+            raise SimError(-4190, "Only limit orders can be modified.")
+        if params.get("side", o.side).upper() != o.side:
+            raise SimError(-1117, "Invalid side.")
+        lots = spec.to_lots(params.get("quantity", spec.fmt_qty(o.lots)))
+        ticks = spec.to_ticks(params.get("price", spec.fmt_price(o.price_ticks)))
+        if lots is None or ticks is None:
+            raise SimError(-1111, "Precision is over the maximum defined for this asset.")
+        if lots <= o.filled_lots:
+            raise SimError(-4003, "Quantity less than or equal to zero.")
+        if lots == o.lots and ticks == o.price_ticks:
+            raise SimError(-5027, "No need to modify the order.")
+        mkt = self.markets[symbol]
+        px = spec.price_of(ticks)
+        if px > mkt.mark * PERCENT_UP or px < mkt.mark * PERCENT_DOWN:
+            raise SimError(-4016 if px > mkt.mark else -4024, "Limit price out of the allowed band.")
+        crosses = ticks >= mkt.best_ask() if o.side == "BUY" else ticks <= mkt.best_bid()
+        if crosses and o.tif == "GTX":
+            raise SimError(
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+            )
+        o.lots, o.price_ticks = lots, ticks
+        o.prio = next(self._order_ids)
+        o.update_ms = self._now()
+        self._emit_order(o, "AMENDMENT")
+        if crosses:
+            self._take(o, mkt)
+            if not o.is_open:
+                self.open_by_symbol[symbol] = [x for x in self.open_by_symbol[symbol] if x.is_open]
+        return self.order_json(o)
 
     def cancel(self, symbol: str, order_id: str | None, client_id: str | None) -> dict[str, Any]:
         self.spec(symbol)
@@ -543,6 +620,7 @@ class Exchange:
             self._income(symbol, "COMMISSION", -fee, now, trade_id)
         if order is not None:
             self._emit_order(order, "TRADE", entry)
+        self._emit_account("ORDER", symbol)
 
     def _income(self, symbol: str, kind: str, amount: float, now: int, trade_id: int | str = "") -> None:
         self.income.append(
@@ -564,7 +642,8 @@ class Exchange:
             t = self.next_funding
             for sym, mkt in self.markets.items():
                 avg = mkt.prem_sum / mkt.prem_time if mkt.prem_time > 0 else mkt.current_premium()
-                rate = funding_rate(avg)
+                recorded = mkt.replay.funding_rate(t) if mkt.replay is not None else None
+                rate = recorded if recorded is not None else funding_rate(avg)
                 mkt.prem_sum = mkt.prem_time = 0.0
                 mark = mkt.mark
                 self.funding_history[sym].append(
@@ -582,6 +661,7 @@ class Exchange:
                     {"symbol": sym, "time": t, "rate": rate, "mark": mark, "qty": qty, "payment": payment}
                 )
                 self._income(sym, "FUNDING_FEE", payment, t)
+                self._emit_account("FUNDING_FEE", sym)
             self.next_funding = t + 8 * 3_600_000
 
     def check_liquidations(self) -> None:
@@ -638,6 +718,32 @@ class Exchange:
             "maxNotionalValue": f"{cap:.0f}" if cap != math.inf else "INF",
             "symbol": symbol,
         }
+
+    def position_margin(self, symbol: str, amount: str, kind: str) -> dict[str, Any]:
+        """POST /fapi/v1/positionMargin: add (type 1) or remove (type 2) isolated margin."""
+        self.spec(symbol)
+        p = self.account.positions[symbol]
+        try:
+            amt = float(amount)
+        except ValueError:
+            raise SimError(
+                -1102, "Mandatory parameter 'amount' was not sent, was empty/null, or malformed."
+            ) from None
+        if kind not in ("1", "2") or not amt > 0:
+            raise SimError(-1102, "Mandatory parameter 'type' was not sent, was empty/null, or malformed.")
+        if not p.isolated or p.lots == 0:
+            raise SimError(-4051, "Isolated balance insufficient (no isolated position on this symbol).")
+        if kind == "1":
+            if amt > self.available():
+                raise SimError(-4050, "Cross balance insufficient.")
+            p.iso_margin += amt
+        else:
+            keep = self.initial_margin(p) - min(0.0, self.upnl(p))
+            if p.iso_margin - amt < keep:
+                raise SimError(-4051, "Isolated balance insufficient.")
+            p.iso_margin -= amt
+        self.check_liquidations()
+        return {"amount": amt, "code": 200, "msg": "Successfully modify position margin.", "type": int(kind)}
 
     def set_margin_type(self, symbol: str, margin_type: str) -> dict[str, Any]:
         self.spec(symbol)
@@ -776,7 +882,7 @@ class Exchange:
                 }
             )
         return {
-            "feeTier": 0,
+            "feeTier": self.fee_tier,
             "canTrade": True,
             "canDeposit": True,
             "canWithdraw": True,
@@ -867,6 +973,43 @@ class Exchange:
                 "R": o.reduce_only,
                 "ps": "BOTH",
                 "rp": f"{fill['realizedPnl']:.8f}" if fill else "0",
+            },
+        }
+        for cb in list(self.listeners):
+            cb(ev)
+
+    def _emit_account(self, reason: str, symbol: str) -> None:
+        if not self.listeners:
+            return
+        now = self._now()
+        p = self.account.positions[symbol]
+        spec = self.markets[symbol].spec
+        ev = {
+            "e": "ACCOUNT_UPDATE",
+            "E": now,
+            "T": now,
+            "a": {
+                "m": reason,
+                "B": [
+                    {
+                        "a": "USDT",
+                        "wb": f"{self.account.wallet:.8f}",
+                        "cw": f"{self.cross_wallet():.8f}",
+                        "bc": "0",
+                    }
+                ],
+                "P": [
+                    {
+                        "s": symbol,
+                        "pa": spec.fmt_qty(p.lots),
+                        "ep": f"{p.entry:.8f}",
+                        "cr": "0",
+                        "up": f"{self.upnl(p):.8f}",
+                        "mt": "isolated" if p.isolated else "cross",
+                        "iw": f"{p.iso_margin:.8f}",
+                        "ps": "BOTH",
+                    }
+                ],
             },
         }
         for cb in list(self.listeners):

@@ -15,8 +15,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kaizen.venue.sim.spec import SymbolSpec
+
+if TYPE_CHECKING:
+    from kaizen.venue.sim.replay import ReplaySeries
 
 YEAR_S = 365.0 * 86_400.0
 LEVELS = 20
@@ -39,7 +43,7 @@ class Trade:
 @dataclass
 class SymbolMarket:
     spec: SymbolSpec
-    rng: random.Random
+    rng: random.Random  # the price process only, so the path does not depend on our orders
     index: float
     premium: float = 0.0001
     anchor: float = 0.0
@@ -57,8 +61,12 @@ class SymbolMarket:
     prem_sum: float = 0.0
     prem_time: float = 0.0
     last_trade_ticks: int = 0
+    replay: ReplaySeries | None = None  # real candles drive the index instead of the random walk
+    book_rng: random.Random | None = None  # ladder sizes and background trades
 
     def __post_init__(self) -> None:
+        if self.book_rng is None:
+            self.book_rng = random.Random(self.rng.random())
         self.anchor = self.index
         self.rebuild(0)
         self.pub_bids = dict(self.bids)
@@ -97,11 +105,19 @@ class SymbolMarket:
         return 0.0 if self.scripted is not None else self.premium
 
     # -- evolution --------------------------------------------------------------------------
-    def step(self, dt: float, common_z: float) -> None:
+    def step(self, dt: float, common_z: float, now_ms: int = 0) -> None:
         """Advance the price process by dt sim seconds (no book rebuild)."""
         if dt <= 0:
             return
         rng = self.rng
+        if self.replay is not None:
+            self.prem_sum += self.current_premium() * dt
+            self.prem_time += dt
+            if self.scripted is None:
+                self.index = self.replay.price_at(now_ms)
+                a = min(1.0, dt / 3_600.0)
+                self.premium += a * (0.0001 - self.premium) + 0.0003 * math.sqrt(2 * a) * rng.gauss(0.0, 1.0)
+            return
         if rng.random() < dt / REGIME_MEAN_S:
             self.trend = rng.random() < 0.5
             self.high_vol = rng.random() < 0.35
@@ -126,7 +142,7 @@ class SymbolMarket:
 
     def rebuild(self, _now_ms: int) -> None:
         """Re-centre the working ladder on the mark: keep most surviving levels, refresh a few."""
-        rng = self.rng
+        rng = self.book_rng
         bid, ask = self.touch()
         mean = self.spec.level_qty_lots
         for side, start, sign in ((self.bids, bid, -1), (self.asks, ask, 1)):
@@ -141,28 +157,38 @@ class SymbolMarket:
     def background_trades(self, now_ms: int, n: int) -> list[Trade]:
         out = []
         for _ in range(n):
-            buy = self.rng.random() < 0.5
+            buy = self.book_rng.random() < 0.5
             price = self.best_ask() if buy else self.best_bid()
-            lots = max(1, int(self.rng.expovariate(1.0) * self.spec.level_qty_lots * 0.05))
+            lots = max(1, int(self.book_rng.expovariate(1.0) * self.spec.level_qty_lots * 0.05))
             self.trade_seq += 1
             out.append(Trade(self.trade_seq, price, lots, not buy, now_ms))
             self.last_trade_ticks = price
         return out
 
-    def diff(self) -> tuple[list[list[str]], list[list[str]]] | None:
-        """Changes of the working ladder against the published one, as Binance depth rows;
-        updates the published state and the update id. None when nothing changed."""
+    def diff(
+        self, own_bids: dict[int, int] | None = None, own_asks: dict[int, int] | None = None
+    ) -> tuple[list[list[str]], list[list[str]]] | None:
+        """Changes of the public book (working ladder + our resting orders) against the published
+        one, as Binance depth rows; updates the published state. None when nothing changed."""
         fp, fq = self.spec.fmt_price, self.spec.fmt_qty
-        b = _changes(self.pub_bids, self.bids)
-        a = _changes(self.pub_asks, self.asks)
+        bids, asks = _merge(self.bids, own_bids), _merge(self.asks, own_asks)
+        b = _changes(self.pub_bids, bids)
+        a = _changes(self.pub_asks, asks)
         if not b and not a:
             return None
-        self.pub_bids = dict(self.bids)
-        self.pub_asks = dict(self.asks)
+        self.pub_bids = bids
+        self.pub_asks = asks
         return (
             [[fp(p), fq(q)] for p, q in sorted(b, reverse=True)],
             [[fp(p), fq(q)] for p, q in sorted(a)],
         )
+
+
+def _merge(ladder: dict[int, int], own: dict[int, int] | None) -> dict[int, int]:
+    out = dict(ladder)
+    for p, q in (own or {}).items():
+        out[p] = out.get(p, 0) + q
+    return out
 
 
 def _changes(old: dict[int, int], new: dict[int, int]) -> list[tuple[int, int]]:

@@ -58,9 +58,18 @@ class RestApi:
             ("GET", "/fapi/v1/ticker/price"): self.ticker_price,
             ("GET", "/fapi/v1/ticker/24hr"): self.ticker_24h,
             ("GET", "/fapi/v1/klines"): self.klines,
+            ("GET", "/fapi/v1/markPriceKlines"): lambda p: self.klines(p, "mark"),
+            ("GET", "/fapi/v1/indexPriceKlines"): lambda p: self.klines(
+                {**p, "symbol": p.get("pair", "")}, "index"
+            ),
+            ("GET", "/fapi/v1/aggTrades"): self.agg_trades,
+            ("GET", "/fapi/v1/trades"): self.trades,
+            ("GET", "/fapi/v1/openInterest"): self.open_interest,
+            ("GET", "/sapi/v1/system/status"): lambda p: {"status": 0, "msg": "normal"},
         }
         self.signed: dict[tuple[str, str], Handler] = {
             ("POST", "/fapi/v1/order"): ex.new_order,
+            ("PUT", "/fapi/v1/order"): ex.amend,
             ("GET", "/fapi/v1/order"): lambda p: ex.query(
                 p.get("symbol", ""), p.get("orderId"), p.get("origClientOrderId")
             ),
@@ -84,6 +93,9 @@ class RestApi:
             ("POST", "/fapi/v1/leverage"): lambda p: ex.set_leverage(
                 p.get("symbol", ""), _int(p, "leverage")
             ),
+            ("POST", "/fapi/v1/positionMargin"): lambda p: ex.position_margin(
+                p.get("symbol", ""), p.get("amount", ""), p.get("type", "")
+            ),
             ("POST", "/fapi/v1/marginType"): lambda p: ex.set_margin_type(
                 p.get("symbol", ""), p.get("marginType", "")
             ),
@@ -91,6 +103,7 @@ class RestApi:
             ("POST", "/fapi/v1/positionSide/dual"): self.set_dual,
             ("GET", "/fapi/v1/multiAssetsMargin"): lambda p: {"multiAssetsMargin": False},
             ("GET", "/fapi/v1/leverageBracket"): self.leverage_bracket,
+            ("GET", "/fapi/v1/symbolConfig"): self.symbol_config,
             ("GET", "/fapi/v1/commissionRate"): lambda p: {
                 "symbol": p.get("symbol", ""),
                 "makerCommissionRate": f"{ex.maker_fee:.6f}",
@@ -120,6 +133,7 @@ class RestApi:
             ("POST", "/_sim/step"): lambda b: self.sim.step_once() or {},
         }
         self.unknown_paths: list[str] = []
+        self.internal_errors = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
@@ -154,8 +168,13 @@ class RestApi:
                 return _json(result)
         except SimError as exc:
             return _err(exc.code, exc.msg, exc.status)
-        except (ValueError, KeyError) as exc:
-            return _err(-1102, f"Mandatory parameter was not sent, was empty/null, or malformed: {exc}")
+        except (ValueError, KeyError, TypeError) as exc:
+            return _err(-1102, f"A mandatory parameter was not sent, was empty/null, or malformed ({exc}).")
+        except Exception:  # a simulator bug answers like Binance's unknown error, never a dropped socket
+            self.internal_errors += 1
+            if self.internal_errors <= 3:
+                log.exception("internal error on %s %s", method, path)
+            return _err(-1000, "An unknown error occured while processing the request.", 500)
         self.unknown_paths.append(f"{method} {path}")
         log.info("unknown path %s %s", method, path)
         return _err(-5000, f"Path {path}, Method {method} is invalid", 404)
@@ -211,6 +230,15 @@ class RestApi:
         if f.timeout > 0:
             f.timeout -= 1
             self.sim.log_fault("timeout", method, path, params)
+            if is_order:
+                self.sim.exchange.orders_received.append(
+                    {
+                        "time": self.sim.now_ms(),
+                        "params": dict(params),
+                        "accepted": False,
+                        "error": {"code": -1007, "msg": "timeout (not processed)"},
+                    }
+                )
             await asyncio.sleep(f.timeout_s)
             return _err(
                 -1007,
@@ -417,9 +445,50 @@ class RestApi:
             return one(self._market(p))
         return [one(m) for m in self.sim.markets.values()]
 
-    def klines(self, p: dict[str, str]) -> list[list[Any]]:
+    def klines(self, p: dict[str, str], source: str = "last") -> list[list[Any]]:
         m = self._market(p)
-        return self.sim.klines(m.spec.symbol, p.get("interval", "1m"), int(p.get("limit", 500)))
+        return self.sim.klines(
+            m.spec.symbol, p.get("interval", "1m"), min(1500, int(p.get("limit", 500))), source
+        )
+
+    def agg_trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        m = self._market(p)
+        spec = m.spec
+        limit = min(1000, int(p.get("limit", 500)))
+        return [
+            {
+                "a": t.trade_id,
+                "p": spec.fmt_price(t.price_ticks),
+                "q": spec.fmt_qty(t.lots),
+                "f": t.trade_id,
+                "l": t.trade_id,
+                "T": t.time_ms,
+                "m": t.buyer_maker,
+            }
+            for t in list(self.sim.recent_trades[spec.symbol])[-limit:]
+        ]
+
+    def trades(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        m = self._market(p)
+        spec = m.spec
+        limit = min(1000, int(p.get("limit", 500)))
+        return [
+            {
+                "id": t.trade_id,
+                "price": spec.fmt_price(t.price_ticks),
+                "qty": spec.fmt_qty(t.lots),
+                "quoteQty": f"{spec.price_of(t.price_ticks) * spec.qty_of(t.lots):.8f}",
+                "time": t.time_ms,
+                "isBuyerMaker": t.buyer_maker,
+            }
+            for t in list(self.sim.recent_trades[spec.symbol])[-limit:]
+        ]
+
+    def open_interest(self, p: dict[str, str]) -> dict[str, Any]:
+        m = self._market(p)
+        # synthetic: a fixed multiple of the resting book (the simulator has no other traders' positions)
+        oi = 50 * (sum(m.pub_bids.values()) + sum(m.pub_asks.values()))
+        return {"openInterest": m.spec.fmt_qty(oi), "symbol": m.spec.symbol, "time": self.sim.now_ms()}
 
     # -- signed handlers --------------------------------------------------------------------
     def open_orders(self, p: dict[str, str]) -> list[dict[str, Any]]:
@@ -483,6 +552,25 @@ class RestApi:
         if p.get("dualSidePosition", "false").lower() == "true":
             raise SimError(-4068, "The simulator supports one-way (BOTH) position mode only.")
         raise SimError(-4059, "No need to change position side.")
+
+    def symbol_config(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        ex = self.sim.exchange
+        syms = [self._market(p).spec.symbol] if "symbol" in p else list(self.sim.markets)
+        out = []
+        for s in syms:
+            pos = ex.account.positions[s]
+            spec = self.sim.markets[s].spec
+            cap = next((b.notional_cap for b in spec.brackets if b.max_leverage >= pos.leverage), 1e12)
+            out.append(
+                {
+                    "symbol": s,
+                    "marginType": "ISOLATED" if pos.isolated else "CROSSED",
+                    "isAutoAddMargin": "false",
+                    "leverage": pos.leverage,
+                    "maxNotionalValue": f"{min(cap, 1e12):.0f}",
+                }
+            )
+        return out
 
     def leverage_bracket(self, p: dict[str, str]) -> Any:
         syms = [self._market(p).spec.symbol] if "symbol" in p else list(self.sim.markets)

@@ -14,6 +14,7 @@ import logging
 import random
 import secrets
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -47,6 +48,7 @@ class Faults:
     methods: list[str] = field(default_factory=list)  # ... and these methods (empty = all)
     refuse_ws: bool = False  # refuse new websocket connections
     ws_drop_every_s: float = 0.0  # cut all websocket connections periodically (wall seconds)
+    ws_latency_ms: float = 0.0  # every websocket message is sent this much later
 
     def applies(self, method: str, path: str) -> bool:
         if self.paths and not any(path.startswith(p) for p in self.paths):
@@ -75,10 +77,21 @@ class Simulator:
         publish_interval_s: float = 0.1,
         default_leverage: int = 20,
         faults: dict[str, Any] | None = None,
+        replay_dir: str | None = None,
+        replay_interval: str = "1h",
+        replay_start_ms: int | None = None,
+        fee_tier: int | None = None,
     ) -> None:
         unknown = [s for s in symbols if s not in SPECS]
         if unknown:
             raise ValueError(f"unknown symbol(s) {unknown}; the simulator lists {sorted(SPECS)}")
+        if fee_tier is not None:
+            from kaizen.venue.sim.spec import BINANCE_USDM_FEE_TIERS
+
+            if fee_tier not in BINANCE_USDM_FEE_TIERS:
+                raise ValueError(f"fee_tier must be 0..9 (Binance USD-M VIP tiers), got {fee_tier}")
+            maker_fee, taker_fee = BINANCE_USDM_FEE_TIERS[fee_tier]
+        self.fee_tier = fee_tier or 0
         if speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.seed = seed
@@ -88,19 +101,31 @@ class Simulator:
         self.host = host
         self.port = port
         self.publish_interval_s = publish_interval_s
+        series = {}
+        if replay_dir is not None:
+            from kaizen.venue.sim.replay import load_replay
+
+            series = {s: load_replay(replay_dir, s, replay_interval) for s in symbols}
+            common = max(x.start_ms for x in series.values())
+            start_time_ms = replay_start_ms if replay_start_ms is not None else common
         self.start_time_ms = start_time_ms
         self._t0 = time.monotonic()
         self._offset_ms = 0.0
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # common shocks of the price paths
+        self.aux_rng = random.Random(seed + 7_919)  # trade counts, update-id gaps
         self.markets: dict[str, SymbolMarket] = {}
         for i, s in enumerate(symbols):
             spec = SPECS[s]
             r = random.Random(seed * 1_000_003 + i)
-            start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
-            self.markets[s] = SymbolMarket(spec, r, start)
-        self.exchange = Exchange(
+            if s in series:
+                start = series[s].price_at(start_time_ms)
+            else:
+                start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
+            self.markets[s] = SymbolMarket(spec, r, start, replay=series.get(s))
+        self.exchange = Exchange(  # fees: explicit maker/taker, or the VIP tier's
             self.markets, self.now_ms, starting_balance, maker_fee, taker_fee, default_leverage
         )
+        self.exchange.fee_tier = self.fee_tier
         self.faults = Faults()
         self.fault_log: list[dict[str, Any]] = []
         self.listen_key = secrets.token_hex(32)
@@ -117,9 +142,13 @@ class Simulator:
         self._next_mark_3s = 0.0
         self._next_drop = 0.0
         self._bars: dict[str, list[list[float]]] = {s: [] for s in self.markets}
+        self._mark_bars: dict[str, list[list[float]]] = {s: [] for s in self.markets}
+        self._index_bars: dict[str, list[list[float]]] = {s: [] for s in self.markets}
+        self.recent_trades: dict[str, deque[Any]] = {s: deque(maxlen=1000) for s in self.markets}
         self.rest_url = ""
         self.ws_url = ""
         self.steps = 0
+        self.step_errors = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -210,6 +239,7 @@ class Simulator:
                 setattr(self.faults, k, type(cur)(v) if not isinstance(cur, list) else list(v))
         self.exchange.partial_fill_ratio = self.faults.partial_fill_ratio
         self.ws.refuse = self.faults.refuse_ws
+        self.ws.latency_s = self.faults.ws_latency_ms / 1000.0
         out = self.faults.as_dict()
         if body.get("drop_ws"):
             out["dropped"] = self.ws.drop_all()
@@ -297,11 +327,15 @@ class Simulator:
             try:
                 self.step_once()
             except Exception:  # keep serving; a bug in one step must not kill the venue
-                log.exception("simulator step failed")
+                self.step_errors += 1
+                if self.step_errors <= 3 or self.step_errors % 1000 == 0:  # never flood a parent's pipe
+                    log.exception("simulator step failed (%d so far)", self.step_errors)
 
     def step_once(self) -> None:
         wall = time.monotonic()
-        dt = min(wall - self._last_wall, 1.0) * self.speed
+        # Each step advances the price process by exactly one publishing interval of sim time, so a
+        # seed gives the same price path whatever the wall-clock jitter or our own orders.
+        dt = min(self.publish_interval_s, 1.0) * self.speed
         self._last_wall = wall
         now = self.now_ms()
         z = self.rng.gauss(0.0, 1.0)
@@ -329,21 +363,22 @@ class Simulator:
         spec = m.spec
         sym = spec.symbol
         low = sym.lower()
-        m.step(dt, z)
+        m.step(dt, z, now)
         m.rebuild(now)
-        bg = m.background_trades(now, self.rng.randint(0, 2)) if trades else []
+        bg = m.background_trades(now, self.aux_rng.randint(0, 2)) if trades else []
         self.exchange.match_resting(m, bg)
         own = [t for s, t in self.exchange.public_trades if s == sym]
         if own:
             self.exchange.public_trades = [(s, t) for s, t in self.exchange.public_trades if s != sym]
         self._bar(m, now, bg + own)
-        d = m.diff()
+        self.recent_trades[sym].extend(own + bg)
+        d = m.diff(*self.exchange.resting_levels(sym))
         hub = self.ws
         if d is not None:
             b, a = d
             pu = m.last_u
             first = pu + 1
-            m.last_u = first + len(b) + len(a) + self.rng.randint(0, 3)
+            m.last_u = first + len(b) + len(a) + self.aux_rng.randint(0, 3)
             if any(hub.wants(low + s) for s in DEPTH_STREAMS):
                 ev = {
                     "e": "depthUpdate",
@@ -390,6 +425,31 @@ class Simulator:
                         "m": t.buyer_maker,
                     },
                 )
+        for n in (5, 10, 20):
+            names = [
+                f"{low}@depth{n}",
+                f"{low}@depth{n}@100ms",
+                f"{low}@depth{n}@250ms",
+                f"{low}@depth{n}@500ms",
+            ]
+            live = [x for x in names if hub.wants(x)]
+            if live:
+                ev = {
+                    "e": "depthUpdate",
+                    "E": now,
+                    "T": now,
+                    "s": sym,
+                    "U": m.last_u,
+                    "u": m.last_u,
+                    "pu": m.last_u,
+                    "b": [
+                        [spec.fmt_price(k), spec.fmt_qty(m.pub_bids[k])]
+                        for k in sorted(m.pub_bids, reverse=True)[:n]
+                    ],
+                    "a": [[spec.fmt_price(k), spec.fmt_qty(m.pub_asks[k])] for k in sorted(m.pub_asks)[:n]],
+                }
+                for x in live:
+                    hub.publish(x, ev)
         if hub.wants(low + "@bookticker") and m.pub_bids and m.pub_asks:
             bb, ba = max(m.pub_bids), min(m.pub_asks)
             hub.publish(
@@ -428,10 +488,15 @@ class Simulator:
             )
 
     def _bar(self, m: SymbolMarket, now: int, trades: list[Any]) -> None:
-        bars = self._bars[m.spec.symbol]
-        t0 = now // 60_000 * 60_000
-        px = m.spec.price_of(m.last_price_ticks())
+        sym = m.spec.symbol
         vol = sum(m.spec.qty_of(t.lots) for t in trades)
+        self._bar_into(self._bars[sym], now, m.spec.price_of(m.last_price_ticks()), vol)
+        self._bar_into(self._mark_bars[sym], now, m.mark, 0.0)
+        self._bar_into(self._index_bars[sym], now, m.index_price, 0.0)
+
+    @staticmethod
+    def _bar_into(bars: list[list[float]], now: int, px: float, vol: float) -> None:
+        t0 = now // 60_000 * 60_000
         if not bars or bars[-1][0] != t0:
             bars.append([t0, px, px, px, px, 0.0])
             if len(bars) > 1500:
@@ -442,7 +507,9 @@ class Simulator:
         b[4] = px
         b[5] += vol
 
-    def klines(self, symbol: str, interval: str, limit: int) -> list[list[Any]]:
+    def klines(self, symbol: str, interval: str, limit: int, source: str = "last") -> list[list[Any]]:
+        """1-minute bars built from what the simulator published (last trade, mark or index
+        price), aggregated to `interval`; the history starts when the simulator did."""
         ms = {
             "1m": 60_000,
             "3m": 180_000,
@@ -460,7 +527,8 @@ class Simulator:
             raise SimError(-1120, "Invalid interval.")
         spec = self.markets[symbol].spec
         agg: dict[int, list[float]] = {}
-        for t, o, h, lo, c, v in self._bars[symbol]:
+        src = {"last": self._bars, "mark": self._mark_bars, "index": self._index_bars}[source]
+        for t, o, h, lo, c, v in src[symbol]:
             k = int(t) // ms * ms
             if k not in agg:
                 agg[k] = [o, h, lo, c, v]

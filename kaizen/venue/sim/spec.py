@@ -172,3 +172,19 @@ SPECS: dict[str, SymbolSpec] = {
 # Price band for limit orders (Binance PERCENT_PRICE filter).
 PERCENT_UP = 1.05
 PERCENT_DOWN = 0.95
+
+
+# Binance USD-M fee schedule by VIP tier, (maker, taker) as fractions of notional (USDT-paid,
+# no BNB discount). Tier 0 is the regular user tier the design card quotes (0.02 % / 0.05 %).
+BINANCE_USDM_FEE_TIERS: dict[int, tuple[float, float]] = {
+    0: (0.00020, 0.00050),
+    1: (0.00016, 0.00040),
+    2: (0.00014, 0.00035),
+    3: (0.00012, 0.00032),
+    4: (0.00010, 0.00030),
+    5: (0.00008, 0.00027),
+    6: (0.00006, 0.00025),
+    7: (0.00004, 0.00022),
+    8: (0.00002, 0.00020),
+    9: (0.00000, 0.00017),
+}

@@ -4,6 +4,7 @@ UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests as Binance answers them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -65,6 +66,15 @@ class _Conn(WSListener):
         transport.send(WSMsgType.TEXT, _enc.encode({"result": reply, "id": rid}))
 
 
+def _send(c: _Conn, msg: bytes) -> None:
+    if c.transport is None or c not in c.hub.conns:
+        return
+    try:
+        c.transport.send(WSMsgType.TEXT, msg)
+    except Exception:  # a dying connection must not stop the publisher
+        log.debug("send failed", exc_info=True)
+
+
 class WsHub:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
@@ -73,6 +83,7 @@ class WsHub:
         self.server: Any = None
         self.dropped = 0
         self.refuse = False  # fault: refuse new connections
+        self.latency_s = 0.0  # fault: every message leaves this much later (order kept)
 
     async def start(self) -> None:
         self.server = await ws_create_server(self._factory, self.host, self.port, enable_auto_pong=True)
@@ -122,10 +133,10 @@ class WsHub:
                 if raw is None:
                     raw = _enc.encode(data)
                 msg = raw
-            try:
-                c.transport.send(WSMsgType.TEXT, msg)
-            except Exception:  # a dying connection must not stop the publisher
-                log.debug("send failed", exc_info=True)
+            if self.latency_s > 0:
+                asyncio.get_running_loop().call_later(self.latency_s, _send, c, msg)
+            else:
+                _send(c, msg)
 
     def drop_all(self) -> int:
         """Fault: cut every websocket connection without a close frame."""

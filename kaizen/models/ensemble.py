@@ -1,0 +1,290 @@
+"""Signal ensemble: one XGBoost base model per feature surface and a meta model trained only on
+the base models' out-of-fold predictions from purged, embargoed walk-forward folds.
+
+Training (`train`):
+  1. time blocks B0..BK (K = folds); for fold k >= 1 every base model is trained on rows before
+     Bk (purged + embargoed, see folds.py) and predicts Bk -> out-of-fold base predictions;
+  2. for fold k >= 2 the meta model is trained on the out-of-fold predictions of B1..B(k-1)
+     (same purge/embargo) and predicts Bk; every model is scored on folds 2..K, the same rows;
+  3. the saved models: bases refit on all rows, the meta refit on all out-of-fold predictions.
+Saved as XGBoost JSON plus manifest.json (features and versions, data range, parameters, fold
+metrics, content hash); `Ensemble.load(dir).predict(x)` serves them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kaizen.errors import DataError
+from kaizen.models.features import FEATURE_NAMES, FEATURES, feature_versions, surfaces_of
+from kaizen.models.folds import Fold, split, walk_forward
+from kaizen.models.metrics import all_metrics
+
+META = "meta"
+MANIFEST = "manifest.json"
+SCHEMA = 1
+
+
+@dataclass
+class TrainParams:
+    folds: int = 6
+    embargo_bars: int = 24
+    horizon_bars: int = 4
+    interval_ms: int = 3_600_000
+    trees: int = 200
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    meta_trees: int = 100
+    threads: int = 2
+    seed: int = 7
+
+    def base_params(self) -> dict[str, Any]:
+        return {
+            "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+            "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": 0.8,
+            "colsample_bytree": 0.8, "min_child_weight": 50, "lambda": 5.0, "nthread": self.threads,
+            "seed": self.seed,
+        }  # fmt: skip
+
+    def meta_params(self) -> dict[str, Any]:
+        return {
+            "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+            "max_depth": 2, "eta": 0.05, "min_child_weight": 200, "lambda": 10.0, "subsample": 0.8,
+            "nthread": self.threads, "seed": self.seed,
+        }  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    models: dict[str, Any]  # name -> xgboost.Booster (final refits)
+    surfaces: dict[str, list[int]]
+    folds: list[dict[str, Any]]  # [{"start","end","models": {name: metrics}}]
+    overall: dict[str, dict[str, float]]
+    prior: dict[str, float]  # the constant base-rate predictor on the same rows (a floor)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _fit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int):
+    import xgboost as xgb
+
+    d = xgb.DMatrix(X, label=y, missing=np.nan)
+    return xgb.train(params, d, num_boost_round=rounds)
+
+
+def _predict(booster, X: np.ndarray) -> np.ndarray:
+    import xgboost as xgb
+
+    try:
+        return booster.inplace_predict(X, missing=np.nan)
+    except xgb.core.XGBoostError:  # gblinear has no inplace predict
+        return booster.predict(xgb.DMatrix(X, missing=np.nan))
+
+
+def _date(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+
+
+def train(
+    X: np.ndarray,
+    y: np.ndarray,
+    ret: np.ndarray,
+    t: np.ndarray,
+    params: TrainParams,
+    names: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Rows must be in time order with finite labels. y in {0,1}; ret the net forward return."""
+    names = names or list(FEATURE_NAMES)
+    tick = progress or (lambda note: None)
+    if len(y) < 100:
+        raise DataError(f"too few labelled rows to train ({len(y)})")
+    label_end = t + (params.horizon_bars + 1) * params.interval_ms
+    embargo_ms = params.embargo_bars * params.interval_ms
+    folds = walk_forward(t, label_end, params.folds, embargo_ms, params.interval_ms)
+    surfaces: dict[str, list[int]] = {}
+    skipped: dict[str, str] = {}
+    for s, idx in surfaces_of(names).items():
+        if np.isnan(X[:, idx]).all():
+            skipped[s] = "no data in the training set (live-only inputs)"
+        else:
+            surfaces[s] = idx
+    bases = list(surfaces)
+    oof = np.full((len(y), len(bases)), np.nan)
+    fold_metrics: list[dict[str, Any]] = []
+    bp = params.base_params()
+    for f in folds:
+        if len(f.train) < 100 or len(f.test) == 0:
+            raise DataError(
+                f"fold {f.k} ({_date(f.test_start)}..{_date(f.test_end)}) has too few rows to train"
+            )
+        for j, s in enumerate(bases):
+            cols = surfaces[s]
+            m = _fit(X[np.ix_(f.train, cols)], y[f.train], bp, params.trees)
+            oof[f.test, j] = _predict(m, X[np.ix_(f.test, cols)])
+            tick(f"fold {f.k} {s}")
+    # meta: trained on out-of-fold predictions of earlier test blocks only
+    meta_pred = np.full(len(y), np.nan)
+    mp = params.meta_params()
+    have_oof = ~np.isnan(oof[:, 0])
+    eval_folds: list[Fold] = folds[1:]
+    for f in eval_folds:
+        tr, _ = split(t, label_end, f.test_start, f.test_end, embargo_ms)
+        tr = tr[have_oof[tr]]
+        if len(tr) < 100:
+            raise DataError(f"fold {f.k}: too few out-of-fold rows to train the meta model")
+        m = _fit(_logit(oof[tr]), y[tr], mp, params.meta_trees)
+        meta_pred[f.test] = _predict(m, _logit(oof[f.test]))
+        tick(f"fold {f.k} meta")
+    preds = {s: oof[:, j] for j, s in enumerate(bases)}
+    preds[META] = meta_pred
+    eval_rows = np.concatenate([f.test for f in eval_folds])
+    prior_rows: list[np.ndarray] = []
+    for f in eval_folds:
+        fm = {name: all_metrics(y[f.test], p[f.test], ret[f.test]) for name, p in preds.items()}
+        fold_metrics.append({"start": _date(f.test_start), "end": _date(f.test_end), "models": fm})
+        prior_rows.append(np.full(len(f.test), y[f.train].mean()))
+    overall = {name: all_metrics(y[eval_rows], p[eval_rows], ret[eval_rows]) for name, p in preds.items()}
+    prior_p = np.concatenate(prior_rows)
+    from kaizen.models.metrics import logloss
+
+    prior = {"logloss": logloss(y[eval_rows], prior_p), "base_rate": float(y[eval_rows].mean())}
+    # final refits
+    models: dict[str, Any] = {}
+    for s in bases:
+        models[s] = _fit(X[:, surfaces[s]], y, bp, params.trees)
+        tick(f"final {s}")
+    models[META] = _fit(_logit(oof[have_oof]), y[have_oof], mp, params.meta_trees)
+    tick("final meta")
+    return TrainResult(models, surfaces, fold_metrics, overall, prior, skipped, len(y))
+
+
+def n_steps(params: TrainParams, n_bases: int) -> int:
+    return params.folds * n_bases + (params.folds - 1) + n_bases + 1
+
+
+def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
+    """Write models (XGBoost JSON) and the manifest; return the content hash."""
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    h = hashlib.sha256()
+    for name, booster in sorted(result.models.items()):  # sorted: the manifest is written sorted
+        fname = f"{name}.json"
+        booster.save_model(str(out / fname))
+        data = (out / fname).read_bytes()
+        h.update(name.encode() + b"\0" + data)
+        files[name] = fname
+    manifest = {
+        "schema": SCHEMA,
+        "meta": META,
+        "bases": [s for s in result.surfaces],
+        "files": files,
+        "features": list(FEATURE_NAMES),
+        "feature_versions": feature_versions(),
+        "surfaces": {s: [FEATURE_NAMES[i] for i in idx] for s, idx in result.surfaces.items()},
+        "skipped_surfaces": result.skipped,
+        "fold_metrics": result.folds,
+        "overall": result.overall,
+        "prior": result.prior,
+        "rows": result.rows,
+        **info,
+    }
+    # hash the manifest exactly as Ensemble.load will see it (after a JSON round trip)
+    manifest = json.loads(json.dumps(manifest, default=_json_default))
+    h.update(json.dumps(manifest, sort_keys=True).encode())
+    manifest["content_hash"] = h.hexdigest()
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
+    return manifest["content_hash"]
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(type(x))
+
+
+class Ensemble:
+    """Loaded base + meta models. predict(vector or matrix of the full feature vector)."""
+
+    def __init__(self, manifest: dict[str, Any], boosters: dict[str, Any], path: Path) -> None:
+        self.manifest = manifest
+        self.path = path
+        self.version: str = manifest["content_hash"][:16]
+        self.bases: list[str] = manifest["bases"]
+        names = manifest["features"]
+        if names != list(FEATURE_NAMES):
+            raise DataError(f"{path}: model features differ from this build's FEATURES")
+        versions = {f.name: f.version for f in FEATURES}
+        for n, v in manifest["feature_versions"].items():
+            if versions.get(n) != v:
+                raise DataError(
+                    f"{path}: feature {n} was version {v} at training, this build has {versions.get(n)}"
+                )
+        self._cols = {s: np.array([names.index(n) for n in manifest["surfaces"][s]]) for s in self.bases}
+        self._boosters = boosters
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ensemble:
+        import xgboost as xgb
+
+        path = Path(path)
+        mp = path / MANIFEST
+        try:
+            manifest = json.loads(mp.read_text())
+        except FileNotFoundError:
+            raise DataError(f"{mp}: model manifest not found") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{mp}: not valid JSON: {exc}") from None
+        h = hashlib.sha256()
+        boosters = {}
+        blobs = {}
+        for name, fname in sorted(manifest["files"].items()):
+            try:
+                blobs[name] = (path / fname).read_bytes()
+            except OSError as exc:
+                raise DataError(f"{path / fname}: cannot read model: {exc.strerror}") from None
+            h.update(name.encode() + b"\0" + blobs[name])
+        body = {k: v for k, v in manifest.items() if k != "content_hash"}
+        h.update(json.dumps(body, sort_keys=True).encode())
+        if h.hexdigest() != manifest.get("content_hash"):
+            raise DataError(f"{path}: content hash mismatch (models or manifest changed after training)")
+        for name, data in blobs.items():
+            b = xgb.Booster()
+            b.load_model(bytearray(data))
+            b.set_param({"nthread": 1})
+            boosters[name] = b
+        return cls(manifest, boosters, path)
+
+    def predict(self, x: np.ndarray) -> dict[str, Any]:
+        """Base-model probabilities per surface and the meta probability ("meta")."""
+        X = np.asarray(x, dtype=np.float64)
+        single = X.ndim == 1
+        if single:
+            X = X[None, :]
+        out: dict[str, Any] = {}
+        cols = []
+        for s in self.bases:
+            p = _predict(self._boosters[s], X[:, self._cols[s]])
+            out[s] = p
+            cols.append(p)
+        out[META] = _predict(self._boosters[META], _logit(np.column_stack(cols)))
+        if single:
+            return {k: float(v[0]) for k, v in out.items()}
+        return out

@@ -1,0 +1,48 @@
+"""From a loaded Dataset to a labelled training set (features via the live engine's batch path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kaizen.market.data import Dataset
+from kaizen.models.features import BatchFeatures, batch_features
+from kaizen.models.labels import net_forward_return
+
+
+@dataclass
+class TrainingSet:
+    X: np.ndarray
+    y: np.ndarray  # 1 if the long's net forward return > 0
+    ret: np.ndarray  # net forward return
+    t: np.ndarray  # open time ms, non-decreasing
+    sid: np.ndarray
+    symbols: list[str]
+    dropped_unlabelled: int
+
+
+def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup: int = 72) -> TrainingSet:
+    bf: BatchFeatures = batch_features(ds, leader=leader)
+    ret = np.full(len(bf.sid), np.nan)
+    for i, s in enumerate(bf.symbols):
+        rows = np.flatnonzero(bf.sid == i)  # time order within a symbol
+        k = ds.symbols[s].klines
+        ret[rows] = net_forward_return(
+            bf.open_time[rows], bf.close[rows], bf.funding[rows], horizon, k.interval_ms, fee
+        )
+    # the first `warmup` bars of each symbol (windows not yet full) are not trained on
+    warm = np.zeros(len(ret), bool)
+    for i in range(len(bf.symbols)):
+        rows = np.flatnonzero(bf.sid == i)
+        warm[rows[:warmup]] = True
+    keep = np.isfinite(ret) & ~warm
+    return TrainingSet(
+        bf.X[keep],
+        (ret[keep] > 0).astype(np.float64),
+        ret[keep],
+        bf.open_time[keep],
+        bf.sid[keep],
+        bf.symbols,
+        int((~keep).sum()),
+    )
