@@ -55,4 +55,9 @@ def size_position(
             return 0.0
         notional *= (edge - max(funding_cost, 0.0)) / edge
     notional = min(notional, max_notional)
-    return math.copysign(notional / price, conf)
+    qty = notional / price
+    for _ in range(4):  # float rounding must never put qty * price above the cap
+        if qty * price <= max_notional:
+            break
+        qty = math.nextafter(qty, 0.0)
+    return math.copysign(qty, conf)

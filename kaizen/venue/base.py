@@ -59,7 +59,9 @@ def _quantize(x: float, step: float, rounding: str) -> float:
     if step <= 0:
         return x
     d = Decimal(repr(x)) / Decimal(repr(step))
-    n = d.to_integral_value(rounding=rounding)
+    nearest = d.to_integral_value()
+    # float noise (0.0029999999999999996 / 0.001) must not cost a whole step
+    n = nearest if abs(d - nearest) < Decimal("1e-9") else d.to_integral_value(rounding=rounding)
     return float(n * Decimal(repr(step)))
 
 

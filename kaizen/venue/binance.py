@@ -12,6 +12,9 @@ from kaizen.venue.ccxt_venue import CcxtVenue, kaizen_to_unified
 class BinanceUSDM(CcxtVenue):
     name = "binanceusdm"
     ccxt_id = "binanceusdm"
+    # -1000 UNKNOWN, -1001 DISCONNECTED, -1003 TOO_MANY_REQUESTS, -1006 UNEXPECTED_RESP,
+    # -1007 TIMEOUT (execution status unknown), -1008 SERVER_BUSY, -1021 timestamp outside recvWindow.
+    TRANSIENT_CODES = frozenset({-1000, -1001, -1003, -1006, -1007, -1008, -1021})
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,21 @@ class BinanceUSDM(CcxtVenue):
 
     def _market_info(self, symbol: str, m: dict) -> MarketInfo:
         return binance_market_info(symbol, m)
+
+    async def _after_load(self) -> None:
+        """Per-symbol funding intervals (GET /fapi/v1/fundingInfo lists only symbols whose interval
+        differs from the default 8 h); a venue without the endpoint keeps 8 h."""
+        from kaizen.venue.base import VenueError
+
+        try:
+            rows = await self._call("fundingInfo", self.ex.fapiPublicGetFundingInfo)
+        except VenueError:
+            return
+        for row in rows or []:
+            sym = str(row.get("symbol", ""))
+            hours = row.get("fundingIntervalHours")
+            if sym in self.markets and hours:
+                self.markets[sym].funding_interval_hours = float(hours)
 
 
 def binance_market_info(symbol: str, m: dict) -> MarketInfo:

@@ -19,6 +19,8 @@ BYBIT_DEFAULT_FEES = (0.0002, 0.00055)
 class BybitLinear(CcxtVenue):
     name = "bybit"
     ccxt_id = "bybit"
+    # 10000 server timeout, 10002 timestamp outside recv_window, 10006 rate limit, 10016 server error.
+    TRANSIENT_CODES = frozenset({10000, 10002, 10006, 10016})
 
     def _options(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,9 +64,15 @@ def unified_to_kaizen(symbol: str) -> str:
     return f"{base}{quote}"
 
 
+_CODE = re.compile(r'"(?:code|retCode)"\s*:\s*"?(-?\d+)')
+
+
 class CcxtVenue:
     name = "ccxt"
     ccxt_id = ""
+    # Venue error codes that mean "not processed / state unknown, try again" even where ccxt maps
+    # them to a non-network error class (ccxt's linear table maps Binance -1001 to ExchangeError).
+    TRANSIENT_CODES: frozenset[int] = frozenset()
 
     def __init__(
         self, cfg: Config, rest_url: str | None = None, *, ws_url: str = "", retry: RetryPolicy | None = None
@@ -92,6 +99,8 @@ class CcxtVenue:
             }
         )
         self.ex.logger = self._logger
+        # ccxt's `verbose` mode prints request headers (the API key) through `log`: redact there too.
+        self.ex.log = lambda *args: print(self._redact(" ".join(str(a) for a in args)))
         del key, secret
         if rest_url:
             self._point_at(rest_url)
@@ -174,7 +183,15 @@ class CcxtVenue:
             try:
                 raw = await self.ex.create_order(vsym, order_type, side, qty, price, dict(params))
                 return self._order_state(symbol, raw, client_order_id)
-            except ccxt.NetworkError as exc:  # timeout, 5xx, disconnect, 429/418: state unknown
+            except ccxt.BaseError as exc:
+                if not self.is_transient(exc):
+                    text = str(exc).lower()
+                    if "duplicat" in text or "-4116" in text:  # that client id exists: it is ours
+                        found = await self._find(symbol, client_order_id)
+                        if found is not None:
+                            return found
+                    raise OrderRejected(self._describe(exc)) from None
+                # timeout, 5xx, disconnect, 429/418: the order's state is unknown
                 last = exc
                 self.stats["retries"] += 1
                 delay = self.retry.delay(attempt, self._retry_after(exc))
@@ -186,15 +203,6 @@ class CcxtVenue:
                     delay,
                 )
                 await asyncio.sleep(delay)
-            except ccxt.InvalidOrder as exc:
-                text = str(exc).lower()
-                if "duplicat" in text or "-4116" in text:
-                    found = await self._find(symbol, client_order_id)
-                    if found is not None:
-                        return found
-                raise OrderRejected(self._describe(exc)) from None
-            except ccxt.BaseError as exc:  # auth, bad request, insufficient funds...
-                raise OrderRejected(self._describe(exc)) from None
         found = await self._find(symbol, client_order_id)
         if found is not None:
             return found
@@ -223,10 +231,11 @@ class CcxtVenue:
                 return self._order_state(symbol, raw, client_order_id)
             except ccxt.OrderNotFound:
                 return None
-            except ccxt.NetworkError as exc:
-                self.stats["retries"] += 1
-                await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
             except ccxt.BaseError as exc:
+                if self.is_transient(exc):
+                    self.stats["retries"] += 1
+                    await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
+                    continue
                 text = str(exc).lower()
                 if "unknown order" in text or "-2011" in text or "-2013" in text:
                     return None
@@ -320,6 +329,13 @@ class CcxtVenue:
             )
         return out
 
+    async def fetch_next_funding(self, symbol: str) -> tuple[float, int]:
+        """(the predicted rate of the next settlement, its time in ms) for sizing's funding awareness."""
+        raw = await self._call("fetch_funding_rate", self.ex.fetch_funding_rate, kaizen_to_unified(symbol))
+        return float(raw.get("fundingRate") or 0.0), int(
+            raw.get("fundingTimestamp") or raw.get("nextFundingTimestamp") or 0
+        )
+
     # --- helpers -------------------------------------------------------------------------------------
     async def _find(self, symbol: str, client_order_id: str) -> OrderState | None:
         self.stats["lookups"] += 1
@@ -337,21 +353,28 @@ class CcxtVenue:
         for attempt in range(self.retry.attempts):
             try:
                 return await thunk()
-            except ccxt.NetworkError as exc:
+            except ccxt.BaseError as exc:
+                if not self.is_transient(exc):
+                    raise VenueError(f"{self.ccxt_id} {what}: {self._describe(exc)}") from None
                 last = exc
                 self.stats["retries"] += 1
                 await asyncio.sleep(self.retry.delay(attempt, self._retry_after(exc)))
-            except ccxt.BaseError as exc:
-                raise VenueError(f"{self.ccxt_id} {what}: {self._describe(exc)}") from None
         raise VenueError(
             f"{self.ccxt_id} {what}: gave up after {self.retry.attempts} attempts ({self._describe(last)})"
         )
 
-    def _retry_after(self, exc: Exception) -> float | None:
+    def is_transient(self, exc: Exception) -> bool:
+        """Worth retrying (after a lookup, for orders): network/timeout/5xx/429 or a venue code
+        that says the request was not processed or its outcome is unknown."""
         import ccxt
 
-        if not isinstance(exc, ccxt.DDoSProtection):
-            return None
+        if isinstance(exc, ccxt.OperationFailed):  # NetworkError (timeouts, 5xx, 429), BadResponse
+            return True
+        m = _CODE.search(str(exc))
+        return bool(m) and int(m.group(1)) in self.TRANSIENT_CODES
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        """Retry-After of the answer that raised `exc` (429/418/503), if the venue sent one."""
         headers = getattr(self.ex, "last_response_headers", None) or {}
         for k, v in headers.items():
             if k.lower() == "retry-after":

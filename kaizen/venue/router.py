@@ -85,6 +85,7 @@ class _Book:
                 self.qty, self.avg = new, price
             else:
                 self.qty = new
+        self.qty = round(self.qty, 12)  # no float drift in a sum of lot-sized fills
         self.realized += realized
         self.fees += fee
         return realized
@@ -128,6 +129,7 @@ class OrderRouter:
         order_type: str = "market",
         starting_equity: float | None = None,
         clock_ms: Any = None,
+        funding_poll_s: float = 60.0,
     ) -> None:
         self.venue = venue
         self.risk = risk
@@ -143,6 +145,9 @@ class OrderRouter:
         self._fill_since: dict[str, int | None] = {s: None for s in self.symbols}
         self._seen_fills: set[str] = set()
         self._funding_since: int | None = None
+        # Funding income is a heavy call (Binance weight 30) and changes at most every few hours.
+        self.funding_poll_s = funding_poll_s
+        self._funding_polled_ms = -(10**18)
         self._seen_funding: set[str] = set()
         self.starting_equity = risk.equity if starting_equity is None else starting_equity
         self.trades = 0
@@ -150,6 +155,7 @@ class OrderRouter:
         self.kill_reason = ""
         self._killing = False
         self._started = False
+        self._needs_reconcile = False
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -168,7 +174,7 @@ class OrderRouter:
     async def stop(self) -> None:
         """Cancel every open order, then take the last fills and funding in."""
         await self.cancel_all()
-        await self.poll(check_risk=False)
+        await self.poll(check_risk=False, funding=True)
 
     # --- targets ---------------------------------------------------------------------------------
     def position(self, symbol: str) -> float:
@@ -308,6 +314,7 @@ class OrderRouter:
         except VenueError as exc:
             # Unknown outcome: keep it open-in-doubt; reconcile asks the venue by client id.
             rec.status, rec.error = "unknown", str(exc)
+            self._needs_reconcile = True
             log.warning("order %s outcome unknown: %s", cid, exc)
         else:
             self._update(tracked, st)
@@ -394,9 +401,15 @@ class OrderRouter:
         return out
 
     # --- fills, funding, equity -------------------------------------------------------------------
-    async def poll(self, check_risk: bool = True) -> None:
-        """Take new fills and funding payments in, refresh marks, update equity (may trip the kill switch)."""
+    async def poll(self, check_risk: bool = True, funding: bool | None = None) -> None:
+        """Take new fills (and, every `funding_poll_s` or when asked, funding payments) in, refresh
+        marks, update equity (may trip the kill switch)."""
         now = self._clock_ms()
+        if funding is None:
+            funding = now - self._funding_polled_ms >= self.funding_poll_s * 1000
+        if funding:
+            self._funding_polled_ms = now
+            await self._poll_funding()
         for sym in self.symbols:
             fills = await self.venue.fetch_fills(sym, self._fill_since[sym])
             for f in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
@@ -405,6 +418,19 @@ class OrderRouter:
                 self._seen_fills.add(f.trade_id)
                 self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
                 self._apply_fill(f)
+        positions = await self.venue.fetch_positions()
+        for sym, p in positions.items():
+            if sym in self.books and p.mark_price > 0:
+                self.books[sym].mark = p.mark_price
+        equity = self.starting_equity + self.net_pnl()
+        reason = self.risk.on_equity(equity, now)
+        if reason is not None and check_risk:
+            await self.kill(reason)
+        if self._needs_reconcile:  # an order's outcome was unknown: ask the venue now
+            self._needs_reconcile = False
+            await self.reconcile()
+
+    async def _poll_funding(self) -> None:
         for fp in await self.venue.fetch_funding(self._funding_since):
             if fp.funding_id in self._seen_funding or fp.symbol not in self.books:
                 continue
@@ -424,14 +450,6 @@ class OrderRouter:
                     amount=fp.amount,
                 )
             )
-        positions = await self.venue.fetch_positions()
-        for sym, p in positions.items():
-            if sym in self.books and p.mark_price > 0:
-                self.books[sym].mark = p.mark_price
-        equity = self.starting_equity + self.net_pnl()
-        reason = self.risk.on_equity(equity, now)
-        if reason is not None and check_risk:
-            await self.kill(reason)
 
     def _apply_fill(self, f: Any) -> None:
         cid = f.client_order_id or self._by_venue_id.get(f.venue_order_id, "")
@@ -512,7 +530,7 @@ class OrderRouter:
     async def reconcile(self) -> list[records.Reconcile]:
         """Compare with the venue: positions (after taking fills in) and open orders. Each
         discrepancy becomes a Reconcile record; the venue's view is adopted."""
-        await self.poll(check_risk=False)
+        await self.poll(check_risk=False, funding=True)
         ts = self._clock_ms() * 1_000_000
         out: list[records.Reconcile] = []
         # Orders in doubt or believed open: ask the venue by client id.
