@@ -12,35 +12,7 @@ from picows import WSListener, WSMsgType, ws_create_server
 
 from kaizen.lineage.records import BookResync, MarketStatus
 from kaizen.market.feed import MarketFeed
-
-CAPTURE = "futures/um/stream/btcusdt_20240808.gz"
-
-
-class Collect:
-    def __init__(self):
-        self.records = []
-
-    def append(self, rec):
-        self.records.append(rec)
-
-
-class Handler:
-    def __init__(self):
-        self.status = []
-        self.books = 0
-        self.trades = 0
-
-    def on_trade(self, symbol, ts_ns, price, qty, buyer_is_maker):
-        self.trades += 1
-
-    def on_mark(self, *a):
-        pass
-
-    def on_book(self, symbol, ts_ns, book):
-        self.books += 1
-
-    def on_status(self, symbol, status, reason):
-        self.status.append(status)
+from tests.market.helpers import CAPTURE, Collect, Handler
 
 
 class Venue:
@@ -137,7 +109,7 @@ def test_feed_syncs_from_real_stream(lines):
     s = feed.stats
     assert venue.paths[0] == b"/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker/btcusdt@trade"
     assert s["messages"] >= 3990 and s["snapshots_fetched"] == 1 and s["gaps"] == 0
-    assert feed.book("BTCUSDT").valid and h.status[-1] == "valid"
+    assert feed.book("BTCUSDT").valid and h.statuses[-1] == "valid"
     assert s["bookticker_checked"] > 1000 and s["bookticker_disagreements"] == 0
     assert h.books > 100 and h.trades > 100
 
@@ -153,7 +125,7 @@ def test_feed_reconnects_and_resyncs(lines):
     s = feed.stats
     assert s["connects"] >= 2 and s["snapshots_fetched"] >= 2
     assert feed.book("BTCUSDT").valid
-    assert "invalid" in h.status and h.status[-1] == "valid"
+    assert "invalid" in h.statuses and h.statuses[-1] == "valid"
     assert any(isinstance(r, BookResync) and r.reason == "disconnected" for r in lin.records)
     assert s["bookticker_disagreements"] == 0
 
@@ -163,13 +135,13 @@ def test_watchdog_marks_stale_then_recovers(lines):
     feed, h, lin = asyncio.run(
         run_feed(
             venue,
-            lambda f, h: "stale" in h.status and f.stats["messages"] > 3000 and f.book("BTCUSDT").valid,
+            lambda f, h: "stale" in h.statuses and f.stats["messages"] > 3000 and f.book("BTCUSDT").valid,
             stale_after_ms=150,
         )
     )
     assert feed.stats["stale_events"] >= 1
-    i = h.status.index("stale")
-    assert "valid" in h.status[i + 1 :]
+    i = h.statuses.index("stale")
+    assert "valid" in h.statuses[i + 1 :]
     assert any(isinstance(r, MarketStatus) and r.status == "stale" for r in lin.records)
     assert feed.book("BTCUSDT").valid
 

@@ -11,35 +11,7 @@ import pytest
 from kaizen.lineage.records import BadMessage, BookResync, MarketStatus
 from kaizen.market.replay import infer_instrument, replay
 from kaizen.market.sync import StreamProcessor
-
-CAPTURE = "futures/um/stream/btcusdt_20240808.gz"
-
-
-class Collect:
-    def __init__(self):
-        self.records = []
-
-    def append(self, rec):
-        self.records.append(rec)
-
-
-class Handler:
-    def __init__(self):
-        self.status = []
-        self.books = 0
-        self.trades = 0
-
-    def on_trade(self, symbol, ts_ns, price, qty, buyer_is_maker):
-        self.trades += 1
-
-    def on_mark(self, *a):
-        pass
-
-    def on_book(self, symbol, ts_ns, book):
-        self.books += 1
-
-    def on_status(self, symbol, status, reason):
-        self.status.append((status, reason))
+from tests.market.helpers import CAPTURE, Collect, Handler
 
 
 def make(lineage=None, handler=None, requests=None):
