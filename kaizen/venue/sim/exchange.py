@@ -212,8 +212,8 @@ class Exchange:
         record["orderId"] = order.order_id
         return self.order_json(order)
 
-    def reject(self, params: dict[str, str], code: int, msg: str) -> None:
-        """Record an order request the transport refused (fault injection) and raise its error."""
+    def record_refused(self, params: dict[str, str], code: int, msg: str) -> None:
+        """Record an order request the transport refused (fault injection): it was received, not accepted."""
         self.orders_received.append(
             {
                 "time": self._now(),
@@ -222,6 +222,10 @@ class Exchange:
                 "error": {"code": code, "msg": msg},
             }
         )
+
+    def reject(self, params: dict[str, str], code: int, msg: str) -> None:
+        """Record a refused order request and raise its error."""
+        self.record_refused(params, code, msg)
         raise SimError(code, msg)
 
     def _new_order(self, params: dict[str, str], now: int) -> Order:

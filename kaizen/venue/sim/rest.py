@@ -200,14 +200,7 @@ class RestApi:
             f.rest_429 -= 1
             self.sim.log_fault("429", method, path, params)
             if is_order:
-                self.sim.exchange.orders_received.append(
-                    {
-                        "time": self.sim.now_ms(),
-                        "params": dict(params),
-                        "accepted": False,
-                        "error": {"code": -1003, "msg": "429"},
-                    }
-                )
+                self.sim.exchange.record_refused(params, -1003, "429")
             return _err(
                 -1003,
                 "Too many requests; current limit is 2400 requests per minute.",
@@ -218,27 +211,13 @@ class RestApi:
             f.rest_5xx -= 1
             self.sim.log_fault("5xx", method, path, params)
             if is_order:
-                self.sim.exchange.orders_received.append(
-                    {
-                        "time": self.sim.now_ms(),
-                        "params": dict(params),
-                        "accepted": False,
-                        "error": {"code": -1001, "msg": "503"},
-                    }
-                )
+                self.sim.exchange.record_refused(params, -1001, "503")
             return _err(-1001, "Internal error; unable to process your request. Please try again.", 503)
         if f.timeout > 0:
             f.timeout -= 1
             self.sim.log_fault("timeout", method, path, params)
             if is_order:
-                self.sim.exchange.orders_received.append(
-                    {
-                        "time": self.sim.now_ms(),
-                        "params": dict(params),
-                        "accepted": False,
-                        "error": {"code": -1007, "msg": "timeout (not processed)"},
-                    }
-                )
+                self.sim.exchange.record_refused(params, -1007, "timeout (not processed)")
             await asyncio.sleep(f.timeout_s)
             return _err(
                 -1007,
