@@ -87,8 +87,14 @@ class Engine:
         await self.feed.start()
         self._tasks = [
             asyncio.create_task(self._order_loop(), name="orders"),
-            asyncio.create_task(self._poll_loop(), name="poll"),
-            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
+            # fills, funding and equity (the router trips the kill switch when due)
+            asyncio.create_task(
+                self._every(cfg.engine.poll_fills_every_s, "poll", self.router.poll), name="poll"
+            ),
+            asyncio.create_task(
+                self._every(cfg.engine.reconcile_every_s, "reconcile", self.router.reconcile),
+                name="reconcile",
+            ),
         ]
 
     async def stop(self, reason: str = "stop") -> dict[str, float]:
@@ -238,23 +244,14 @@ class Engine:
                 except Exception as exc:  # a venue error must not stop the engine; it is logged
                     self._error(f"set_target {symbol}: {type(exc).__name__}: {exc}")
 
-    async def _poll_loop(self) -> None:
-        every = self.cfg.engine.poll_fills_every_s
+    async def _every(self, seconds: float, what: str, step) -> None:
+        """Run `step` every `seconds`; a venue error is logged and the loop goes on."""
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(seconds)
             try:
-                await self.router.poll()  # fills, funding, equity; trips the kill switch when due
+                await step()
             except Exception as exc:
-                self._error(f"poll: {type(exc).__name__}: {exc}")
-
-    async def _reconcile_loop(self) -> None:
-        every = self.cfg.engine.reconcile_every_s
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.router.reconcile()
-            except Exception as exc:
-                self._error(f"reconcile: {type(exc).__name__}: {exc}")
+                self._error(f"{what}: {type(exc).__name__}: {exc}")
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _clock_ms(self) -> int:
