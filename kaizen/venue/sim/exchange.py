@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,20 +247,7 @@ class Exchange:
             raise SimError(-1100, "Illegal characters found in parameter 'newClientOrderId'.")
         if client_id in self.by_client:
             raise SimError(-4116, "ClientOrderId is duplicated.")
-        qty_s = params.get("quantity")
-        if qty_s is None:
-            raise SimError(
-                -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."
-            )
-        lots = spec.to_lots(qty_s)
-        if lots is None:
-            try:
-                float(qty_s)
-            except ValueError:
-                raise SimError(
-                    -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed."
-                ) from None
-            raise SimError(-1111, "Precision is over the maximum defined for this asset.")
+        lots = _grid_param(params, "quantity", spec.to_lots)
         if lots <= 0:
             raise SimError(-4003, "Quantity less than or equal to zero.")
         max_lots = spec.to_lots(spec.market_max_qty if otype == "MARKET" else spec.max_qty) or 0
@@ -275,20 +263,7 @@ class Exchange:
                 raise SimError(
                     -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."
                 )
-            price_s = params.get("price")
-            if price_s is None:
-                raise SimError(
-                    -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
-                )
-            t = spec.to_ticks(price_s)
-            if t is None:
-                try:
-                    float(price_s)
-                except ValueError:
-                    raise SimError(
-                        -1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
-                    ) from None
-                raise SimError(-1111, "Precision is over the maximum defined for this asset.")
+            t = _grid_param(params, "price", spec.to_ticks)
             if t <= 0:
                 raise SimError(-4001, "Price less than 0.")
             price_ticks = t
@@ -1022,3 +997,19 @@ class Exchange:
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _grid_param(params: dict[str, str], name: str, to_grid: Callable[[str], int | None]) -> int:
+    """A price or quantity parameter as integer ticks/lots, with Binance's errors: -1102 when it is
+    missing or not a number, -1111 when it is a number off the symbol's grid."""
+    raw = params.get(name)
+    value = to_grid(raw) if raw is not None else None
+    if value is not None:
+        return value
+    try:
+        float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SimError(
+            -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+        ) from None
+    raise SimError(-1111, "Precision is over the maximum defined for this asset.")
