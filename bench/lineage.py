@@ -1,6 +1,6 @@
 """Lineage log benchmark: producer-side append cost, sustained records/s to disk, compression.
 
-    python bench/lineage.py [--records N] [--level L ...] [--threads T ...] [--pin]
+    python bench/lineage.py [--records N] [--level L ...] [--threads T ...] [--split on|off|both] [--pin]
 
 Records are realistic decision records (22 fields: ids, timestamps, parents, model, symbol and 16
 floats that random-walk like prices, quoted on the symbol's tick; with --full-precision 8 of the 16
@@ -8,18 +8,21 @@ are full-precision random walks like raw features, the hard case for any byte-le
   json+gzip  msgspec JSON lines written through gzip (level 6) on the producer thread
   msgpack    msgspec msgpack into a buffer, written to disk uncompressed
 Rows "append" time `append(record)` (msgspec encode included); rows "encoded" time
-`append_encoded(payload, ts)`, the hot path's call (it encodes itself). tN = lineage.compress_threads.
+`append_encoded(payload)`, the hot path's call (it encodes itself). tN = lineage.compress_threads;
+"raw" rows turn the split pre-filter off (lineage.split_numbers = false: zstd sees plain msgpack).
 Append cost is timed per call with perf_counter_ns (the timer pair's own cost is printed and not
 subtracted). Sustained rate = records / (first append .. close() returned, files on disk); cpu ns/rec = process
 CPU time (all threads, user + sys) over that run per record; rec/s/core = 1e9 / cpu ns/rec, the rate
 one core could sustain. Level 0 rows use the tuned preset (lineage.zstd_fast, the default); --pin
-runs every thread on one CPU so the end-to-end rate itself is a one-core figure.
+runs every thread on one CPU so the end-to-end rate itself is a one-core figure. Every log is read
+back through LineageReader and compared with what was written before its row is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import os
 import random
 import shutil
@@ -240,7 +243,7 @@ def check_log(case: dict, recs: list, n: int) -> None:
     dec = msgspec.msgpack.Decoder(list[BenchDecision])
     got = 0
     for frame, payload in r.frames():
-        batch = dec.decode(r._zd.decompress(payload, max_output_size=frame.header.raw_length))
+        batch = dec.decode(r.frame_bytes(frame, payload))
         first = frame.header.first_seq
         if batch != [recs[(first + k) % len(recs)] for k in range(len(batch))]:
             raise SystemExit(f"read-back mismatch in frame at seq {first}")
@@ -268,6 +271,7 @@ def main() -> int:
         default=[0],
         help="lineage.compress_threads value(s): 0 = zstd on the writer thread only",
     )
+    ap.add_argument("--split", choices=["on", "off", "both"], default="on", help="lineage.split_numbers rows")
     ap.add_argument("--pin", action="store_true", help="pin the whole process (all threads) to one CPU core")
     ap.add_argument("--full-precision", action="store_true", help="8 of the 16 floats at full precision")
     args = ap.parse_args()
@@ -288,23 +292,22 @@ def main() -> int:
     n_lat, n_sus = args.latency_records, args.records
     try:
         cases = []
-        for level in args.level:
-            for threads in args.threads:
-                cfg = LineageConfig(
-                    zstd_level=level or 3,
-                    zstd_fast=level == 0,
-                    fsync="never",
-                    flush_interval_ms=50,
-                    compress_threads=threads,
-                )
-                for mode in ("append", "encoded"):
-                    enc_arg = (payloads, [r.ts for r in recs]) if mode == "encoded" else None
-                    name = f"zstd-{level or 'fast'} t{threads} {mode}"
-                    case = run_case(
-                        name, lambda d, c=cfg: LineageWriter(d, c), recs, n_lat, n_sus, tmp, enc_arg
-                    )
-                    check_log(case, recs, n_sus)
-                    cases.append(case)
+        splits = {"on": [True], "off": [False], "both": [True, False]}[args.split]
+        for level, threads, split in itertools.product(args.level, args.threads, splits):
+            cfg = LineageConfig(
+                zstd_level=level or 3,
+                zstd_fast=level == 0,
+                fsync="never",
+                flush_interval_ms=50,
+                compress_threads=threads,
+                split_numbers=split,
+            )
+            for mode in ("append", "encoded"):
+                enc_arg = (payloads, [r.ts for r in recs]) if mode == "encoded" else None
+                name = f"zstd-{level or 'fast'} t{threads}{'' if split else ' raw'} {mode}"
+                case = run_case(name, lambda d, c=cfg: LineageWriter(d, c), recs, n_lat, n_sus, tmp, enc_arg)
+                check_log(case, recs, n_sus)
+                cases.append(case)
         cases.append(run_case("json+gzip", lambda d: JsonGzip(d / "log.jsonl.gz"), recs, n_lat, n_sus, tmp))
         cases.append(run_case("msgpack", lambda d: PlainMsgpack(d / "log.msgpack"), recs, n_lat, n_sus, tmp))
     finally:

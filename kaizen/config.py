@@ -90,11 +90,12 @@ class LineageConfig(_Section):
     flush_interval_ms: int = 50
     fsync: Literal["never", "interval", "always"] = "interval"
     zstd_level: int = 3  # used when zstd_fast is false
-    zstd_fast: bool = True  # zstd "fast" strategy tuned on lineage records (see kaizen/lineage/writer.py)
+    zstd_fast: bool = True  # zstd preset tuned on lineage records (see kaizen/lineage/writer.py)
     segment_max_bytes: int = 64 * 1024 * 1024
     segment_max_seconds: int = 3600
     zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
     compress_threads: int = 0  # 0: compress on the writer thread; N > 0: N zstd workers per batch
+    split_numbers: bool = True  # pre-filter frames (skeleton + delta-coded numbers) before zstd
 
 
 class SimConfig(_Section):

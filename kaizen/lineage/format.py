@@ -9,7 +9,9 @@ Frame = header (56 B) + zstd payload + crc32 u32 of the payload.
           count u32, first_seq u64, last_seq u64, ts_min i64, ts_max i64, crc32 u32 of the 52 bytes before.
   The header has its own checksum so a damaged length is never trusted; a reader that meets a bad
   header scans forward for the next magic whose header checksum holds.
-  The payload decompresses to one msgpack array of `count` records (msgspec tagged structs).
+  The payload decompresses to one msgpack array of `count` records (msgspec tagged structs), or,
+  with FLAG_SPLIT, to that array's records split into a skeleton and a delta-coded number stream
+  (kaizen/ext/msgsplit.pyx; `join` restores the array). raw_length is always the array's length.
 Index = fixed 48-byte entries, one per frame, written after the frame:
   offset u64, size u32, count u32, first_seq u64, last_seq u64, ts_min i64, ts_max i64.
   It is a hint: readers check it against the frame header and fall back to scanning.
@@ -34,6 +36,7 @@ FRAME_HEADER_SIZE = FRAME_HEADER.size + 4
 FRAME_TRAILER_SIZE = 4
 INDEX_ENTRY = struct.Struct("<QIIQQqq")
 FLAG_DICT = 1  # payload compressed with the configured zstd dictionary
+FLAG_SPLIT = 2  # payload is msgsplit output (skeleton + numbers), not the msgpack array itself
 
 crc32 = zlib.crc32
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import msgspec
 import zstandard
 
+from kaizen.ext import msgsplit
 from kaizen.lineage import format as fmt
 from kaizen.lineage.records import RECORD_TYPES, SCHEMA_VERSION, Base, Record
 from kaizen.lineage.scan import Damage, map_file, payload_of, read_index, segment_paths, walk
@@ -149,20 +150,37 @@ class LineageReader:
             elif wanted(item.first_seq, item.last_seq, item.ts_min, item.ts_max):
                 yield Frame(str(seg), header.schema, item), payload_of(data, item)
 
-    def decode_frame(self, frame: Frame, payload: memoryview) -> list[Base]:
-        """Decompress and decode one frame; records of unknown type are counted in `unknown`."""
+    def frame_bytes(self, frame: Frame, payload: memoryview) -> bytes | None:
+        """The frame's records as one msgpack array (decompressed, un-split); None, reported, if damaged."""
         head = frame.header
         if head.flags & fmt.FLAG_DICT:
             if self._zd_dict is None:
                 self._report(Damage(frame.segment, head.offset, head.size, f"needs {DICT_NAME}, not found"))
-                return []
+                return None
             zd = self._zd_dict
         else:
             zd = self._zd
-        try:
-            raw = zd.decompress(payload, max_output_size=head.raw_length)
+        split = head.flags & fmt.FLAG_SPLIT
+        try:  # split output is at most 11/9 of the records' bytes (+ its 4-byte length)
+            raw = zd.decompress(
+                payload, max_output_size=2 * head.raw_length + 64 if split else head.raw_length
+            )
         except zstandard.ZstdError as exc:
             self._report(Damage(frame.segment, head.offset, head.size, f"zstd: {exc}"))
+            return None
+        if split:
+            try:
+                raw = msgsplit.join(raw, head.raw_length, head.count)
+            except ValueError as exc:
+                self._report(Damage(frame.segment, head.offset, head.size, str(exc)))
+                return None
+        return raw
+
+    def decode_frame(self, frame: Frame, payload: memoryview) -> list[Base]:
+        """Decompress and decode one frame; records of unknown type are counted in `unknown`."""
+        head = frame.header
+        raw = self.frame_bytes(frame, payload)
+        if raw is None:
             return []
         try:
             return self._dec.decode(raw)

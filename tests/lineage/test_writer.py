@@ -119,3 +119,46 @@ def test_large_and_mixed_size_records_read_back_exactly(tmp_path):
         for rec in want:
             w.append(rec)
     assert list(LineageReader(tmp_path).records()) == want
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_malformed_encoded_payloads_are_dropped_and_counted(tmp_path, split, caplog):
+    # A bad payload from the hot path must cost only itself: not the frame, not the writer thread.
+    with LineageWriter(tmp_path, LineageConfig(fsync="never", split_numbers=split)) as w:
+        w.append(_dec(0))
+        w.append_encoded(b"\xc1garbage")  # 0xc1 is never valid msgpack
+        w.append_encoded(msgspec.msgpack.encode(_dec(1))[:-3])  # truncated
+        w.append_encoded(msgspec.msgpack.encode(_dec(2)))
+        w.flush()
+        assert w.malformed == 2
+        w.append(_dec(3))
+    assert [x.id for x in LineageReader(tmp_path).records()] == [0, 2, 3]
+    assert "dropped 2 malformed record(s)" in caplog.text
+
+
+def test_split_frames_are_flagged_and_smaller(tmp_path):
+    recs = [
+        Decision(
+            id=1000 + i,
+            ts=10**18 + i * 1000,
+            strategy="s",
+            signal=i * 0.25,
+            target_qty=0.01 * (i % 7),
+            position_qty=0.0,
+            price=43000.0 + 0.1 * (i % 50),
+            symbol="BTCUSDT",
+        )
+        for i in range(5000)
+    ]
+    sizes = {}
+    for split in (True, False):
+        d = tmp_path / str(split)
+        with LineageWriter(d, LineageConfig(fsync="never", split_numbers=split)) as w:
+            for r in recs:
+                w.append(r)
+        sizes[split] = w.bytes_written
+        r = LineageReader(d)
+        assert list(r.records()) == recs
+        flags = {f.header.flags & 2 for f, _ in r.frames()}
+        assert flags == ({2} if split else {0})
+    assert sizes[True] < sizes[False]
