@@ -316,6 +316,31 @@ cdef inline uint8_t* _put_number(Slot* sl, uint8_t tag, const uint8_t* p, uint8_
     return q + 8
 
 
+cdef inline int _nest(const Tok* t, Py_ssize_t* depth, uint64_t* cur, uint64_t* rem, bint* rec_map) noexcept nogil:
+    """After a token: enter it if it is a non-empty container, then leave every container it
+    completed. -1 when nesting passes MAXDEPTH. Shared by split and join, which must agree."""
+    if (t.kind == K_ARRAY or t.kind == K_MAP) and t.items > 0:
+        if depth[0] + 1 >= MAXDEPTH:
+            return -1
+        rem[depth[0]] = cur[0]
+        depth[0] += 1
+        cur[0] = t.items
+        if depth[0] == 1:
+            rec_map[0] = t.kind == K_MAP
+    while depth[0] > 0 and cur[0] == 0:
+        depth[0] -= 1
+        cur[0] = rem[depth[0]]
+    return 0
+
+
+cdef inline void _key_or_context(const Tok* t, const uint8_t* p, bint is_key, int* want, uint64_t* ctx) noexcept nogil:
+    """A record-level key sets what its value means; a context key's string value joins the context."""
+    if is_key:
+        want[0] = _key_role(p + t.head, t.body) if t.kind == K_STR else W_NONE
+    elif want[0] == W_CTX and t.kind == K_STR:
+        ctx[0] = _mix_str(ctx[0], p + t.head, t.body)
+
+
 cdef inline int _grow(Walk* w) noexcept nogil:
     cdef void* a = realloc(w.holes, 2 * w.cap * sizeof(uint8_t*))
     if a == NULL:
@@ -483,25 +508,14 @@ cdef int _split_region(Walk* w, const uint8_t* p, Py_ssize_t n, uint8_t** skel, 
                     ts = <int64_t>load_be64(p + 1)
                     ts_hole = nh - 1
         elif at1:
-            if is_key:
-                want = _key_role(p + t.head, t.body) if t.kind == K_STR else W_NONE
-            elif want == W_CTX and t.kind == K_STR:
-                ctx = _mix_str(ctx, p + t.head, t.body)
+            if is_key or want == W_CTX:
+                _key_or_context(&t, p, is_key, &want, &ctx)
             elif want == W_TS and t.kind == K_SCALAR:
                 ts = _small_int(p)
                 ts_hole = -1
         p += t.head + t.body
-        if (t.kind == K_ARRAY or t.kind == K_MAP) and t.items > 0:
-            if depth + 1 >= MAXDEPTH:
-                return -1
-            rem[depth] = cur
-            depth += 1
-            cur = t.items
-            if depth == 1:
-                rec_map = t.kind == K_MAP
-        while depth > 0 and cur == 0:
-            depth -= 1
-            cur = rem[depth]
+        if _nest(&t, &depth, &cur, rem, &rec_map) < 0:
+            return -1
         if depth == 0:
             for i in range(nh):
                 q = _put_number(_slot(w.table, ctx, i + 1), w.holes[i][0], w.holes[i] + 1, q)
@@ -619,22 +633,10 @@ cdef int _join(Walk* w, const uint8_t* p, const uint8_t* end, const uint8_t* q, 
                 want = W_NONE
         else:
             if at1:
-                if is_key:
-                    want = _key_role(p + t.head, t.body) if t.kind == K_STR else W_NONE
-                elif want == W_CTX and t.kind == K_STR:
-                    ctx = _mix_str(ctx, p + t.head, t.body)
+                _key_or_context(&t, p, is_key, &want, &ctx)
             p += k
-        if (t.kind == K_ARRAY or t.kind == K_MAP) and t.items > 0:
-            if depth + 1 >= MAXDEPTH:
-                return -1
-            rem[depth] = cur
-            depth += 1
-            cur = t.items
-            if depth == 1:
-                rec_map = t.kind == K_MAP
-        while depth > 0 and cur == 0:
-            depth -= 1
-            cur = rem[depth]
+        if _nest(&t, &depth, &cur, rem, &rec_map) < 0:
+            return -1
         if depth == 0:
             for i in range(nh):
                 q = _get_number(_slot(w.table, ctx, i + 1), w.holes[i][0], q, qend, w.holes[i] + 1)
