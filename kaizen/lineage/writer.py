@@ -31,7 +31,8 @@ CHUNK_RECORDS = 4096  # records per frame (a frame is also cut at each flush)
 CHUNK_BYTES = 2 << 20  # ... or at this many bytes of records
 WAKE_CHUNKS = 4  # sealed chunks that wake the writer thread before its flush timer
 MAX_PENDING_CHUNKS = 16  # producer blocks past this many chunks in flight (disk or zstd too slow);
-# chunks are reused, so this also bounds the buffer memory: 32 x ~2 MiB
+# chunks are reused, so this also bounds the buffer memory: 16 x ~2 MiB. Smaller keeps a writer that
+# shares the producer's core working on chunks still in cache; larger rides out longer disk stalls.
 DICT_NAME = "zstd.dict"
 
 
