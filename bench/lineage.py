@@ -8,7 +8,7 @@ are full-precision random walks like raw features, the hard case for any byte-le
   json+gzip  msgspec JSON lines written through gzip (level 6) on the producer thread
   msgpack    msgspec msgpack into a buffer, written to disk uncompressed
 Rows "append" time `append(record)` (msgspec encode included); rows "encoded" time
-`append_encoded(payload)`, the hot path's call (it encodes itself). tN = lineage.compress_threads;
+`append_encoded(payload, ts)`, the hot path's call (it encodes itself; the writer ignores ts). tN = lineage.compress_threads;
 "raw" rows turn the split pre-filter off (lineage.split_numbers = false: zstd sees plain msgpack).
 Append cost is timed per call with perf_counter_ns (the timer pair's own cost is printed and not
 subtracted). Sustained rate = records / (first append .. close() returned, files on disk); cpu ns/rec = process

@@ -106,7 +106,6 @@ ctypedef struct Walk:
     int64_t ts_min
     int64_t ts_max
     uint64_t records
-    uint64_t records_before  # records when the current region began
     Slot* table
     # A record's numbers wait until its last token: context keys can follow them (msgspec puts a
     # base class's kw_only fields last) and each is coded under the whole record's context.
@@ -282,6 +281,12 @@ cdef inline bint _decimal(double v, int e, int64_t* n) noexcept nogil:
     return True
 
 
+cdef inline uint8_t* _put_raw(uint8_t* q, uint64_t bits) noexcept nogil:
+    q[0] = 1  # varint(1): the escape for a float with no exact decimal form
+    store_be64(q + 1, bits)
+    return q + 9
+
+
 cdef inline uint8_t* _put_number(Slot* sl, uint8_t tag, const uint8_t* p, uint8_t* q) noexcept nogil:
     cdef uint64_t bits = load_be64(p)
     cdef int64_t n, d
@@ -300,9 +305,7 @@ cdef inline uint8_t* _put_number(Slot* sl, uint8_t tag, const uint8_t* p, uint8_
     elif sl.e < 0:
         sl.miss += 1
         if sl.miss % RAW_RETRY != 0:
-            q = _put(q, 1)
-            store_be64(q, bits)
-            return q + 8
+            return _put_raw(q, bits)
     for e in range(MAXE + 1):
         if _decimal(v, e, &n):
             sl.e = e
@@ -311,9 +314,7 @@ cdef inline uint8_t* _put_number(Slot* sl, uint8_t tag, const uint8_t* p, uint8_
             return _put(q, _zz(n))
     sl.e = -1
     sl.miss = 0
-    q = _put(q, 1)
-    store_be64(q, bits)
-    return q + 8
+    return _put_raw(q, bits)
 
 
 cdef inline int _nest(const Tok* t, Py_ssize_t* depth, uint64_t* cur, uint64_t* rem, bint* rec_map) noexcept nogil:
@@ -408,7 +409,7 @@ cdef inline bint _same_layout(const uint8_t* p, const Tpl* t) noexcept nogil:
     return acc == 0
 
 
-cdef int _learn(Tpl* t, Walk* w, const uint8_t* rec, Py_ssize_t n, const uint8_t* skel, Py_ssize_t skel_len,
+cdef int _learn(Tpl* t, uint64_t key, Walk* w, const uint8_t* rec, Py_ssize_t n, const uint8_t* skel, Py_ssize_t skel_len,
                 Py_ssize_t nh, uint64_t ctx, int64_t ts, Py_ssize_t ts_hole) noexcept nogil:
     cdef Py_ssize_t i, k
     cdef uint8_t* mem = <uint8_t*>realloc(t.data, 2 * n + skel_len + nh * sizeof(uint32_t) + 8)
@@ -430,8 +431,17 @@ cdef int _learn(Tpl* t, Walk* w, const uint8_t* rec, Py_ssize_t n, const uint8_t
     t.ctx = ctx
     t.ts = ts
     t.ts_hole = ts_hole
+    t.key = key
     t.len = n
     return 0
+
+
+cdef inline void _count_record(Walk* w, int64_t ts) noexcept nogil:
+    w.records += 1
+    if ts < w.ts_min:
+        w.ts_min = ts
+    if ts > w.ts_max:
+        w.ts_max = ts
 
 
 cdef inline void _replay(Walk* w, const uint8_t* rec, const Tpl* t, uint8_t** skel, uint8_t** nums) noexcept nogil:
@@ -446,19 +456,17 @@ cdef inline void _replay(Walk* w, const uint8_t* rec, const Tpl* t, uint8_t** sk
     nums[0] = q
     if t.ts_hole >= 0:
         ts = <int64_t>load_be64(rec + t.holes[t.ts_hole] + 1)
-    w.records += 1
-    if ts < w.ts_min:
-        w.ts_min = ts
-    if ts > w.ts_max:
-        w.ts_max = ts
+    _count_record(w, ts)
 
 
 cdef int _split_region(Walk* w, const uint8_t* p, Py_ssize_t n, uint8_t** skel, uint8_t** nums,
-                       Tpl* learn) noexcept nogil:
+                       Tpl* learn, uint64_t key) noexcept nogil:
     """Walk whole records in p[:n]; 0, -1 when the bytes are not well-formed msgpack, -2 out of memory.
     The skeleton buffer has 32 bytes of slack past its worst-case length. When p[:n] is exactly one
-    record and `learn` is not NULL, its layout is stored there for later records to reuse."""
+    record and `learn` is not NULL, its layout is stored there, under `key`, for later records."""
     cdef const uint8_t* start = p
+    cdef uint64_t first = w.records
+    cdef Py_ssize_t last_nh = 0
     cdef const uint8_t* end = p + n
     cdef uint8_t* s0 = skel[0]
     cdef Py_ssize_t ts_hole = -1
@@ -519,20 +527,18 @@ cdef int _split_region(Walk* w, const uint8_t* p, Py_ssize_t n, uint8_t** skel, 
         if depth == 0:
             for i in range(nh):
                 q = _put_number(_slot(w.table, ctx, i + 1), w.holes[i][0], w.holes[i] + 1, q)
-            w.records += 1
-            if ts < w.ts_min:
-                w.ts_min = ts
-            if ts > w.ts_max:
-                w.ts_max = ts
-            if learn != NULL and p == end and w.records_before + 1 == w.records:
-                memcpy(s, run, end - run)
-                if _learn(learn, w, start, n, s0, s + (end - run) - s0, nh, ctx, ts, ts_hole) < 0:
-                    return -2
+            _count_record(w, ts)
+            last_nh = nh
             nh = 0
     if depth != 0:
         return -1
     memcpy(s, run, end - run)
-    skel[0] = s + (end - run)
+    s += end - run
+    # One record: ctx, ts and ts_hole still hold its values, and w.holes its numbers.
+    if learn != NULL and w.records == first + 1:
+        if _learn(learn, key, w, start, n, s0, s - s0, last_nh, ctx, ts, ts_hole) < 0:
+            return -2
+    skel[0] = s
     nums[0] = q
     return 0
 
@@ -747,12 +753,9 @@ cdef object _split(const uint8_t** ptrs, Py_ssize_t* lens, Py_ssize_t count, Py_
                     if learn.len == lens[i] and learn.key == key and _same_layout(ptrs[i], learn):
                         _replay(&w, ptrs[i], learn, &s, &q)
                         continue
-                w.records_before = w.records
-                rc = _split_region(&w, ptrs[i], lens[i], &s, &q, learn)
+                rc = _split_region(&w, ptrs[i], lens[i], &s, &q, learn, key)
                 if rc < 0:
                     break
-                if learn != NULL:
-                    learn.key = key
             if rc == 0:
                 k = <uint32_t>(s - skel)
                 memcpy(skel - 4, &k, 4)

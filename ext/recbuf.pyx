@@ -66,10 +66,6 @@ cdef class Chunk:
             for i in range(self.count)
         ]
 
-    def reset(self) -> None:
-        self.count = 0
-        self.nbytes = 0
-
 
 cdef class RecordBuffer:
     """Producer-side buffer. `append(record)` encodes with `encoder` (a msgspec Encoder) and copies;

@@ -3,7 +3,7 @@
     from kaizen.lineage.writer import LineageWriter
     with LineageWriter("runs/lineage", cfg.lineage) as w:   # repairs a torn tail on open
         w.append(record)                                    # encode + queue; no I/O
-        w.append_encoded(payload, ts)                       # hot path: already msgspec-msgpack encoded
+        w.append_encoded(payload)                           # hot path: already msgspec-msgpack encoded
 
     from kaizen.lineage.reader import LineageReader
     r = LineageReader("runs/lineage")

@@ -97,7 +97,7 @@ def _token(b: bytes, p: int) -> tuple[int, int, int, int]:
     return (3 if t in (0xD9, 0xDA, 0xDB) else 0), head, n, 0
 
 
-def _int_value(b: bytes, p: int, head: int, body: int) -> int:
+def _int_value(b: bytes, p: int, body: int) -> int:
     t = b[p]
     if t <= 0x7F:
         return t
@@ -186,7 +186,7 @@ def split(parts: list[bytes]) -> tuple[bytes, int, int, int, int] | None:
                     skel += b[p : p + head + body]
                 w.see_str(at1, is_key, kind, b[p + head : p + head + body])
                 if at1 and not is_key and w.want == 2 and kind in (0, 4) and b[p] != 0xCB:
-                    w.ts = _int_value(b, p, head, body)
+                    w.ts = _int_value(b, p, body)
                     if w.ts >= 1 << 63:
                         w.ts -= 1 << 64
                 p += head + body
