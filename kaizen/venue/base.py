@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from typing import Protocol
 
 import msgspec
 
@@ -146,3 +147,46 @@ class Redactor(logging.Filter):
             record.msg = self(record.getMessage())
             record.args = None
         return True
+
+
+class Venue(Protocol):
+    """What the order router speaks to: a ccxt-backed venue (live, paper) or the in-process
+    backtest venue built on the simulator's Exchange. Every call is a coroutine; failures raise
+    VenueError (OrderRejected when retrying cannot help)."""
+
+    markets: dict[str, MarketInfo]
+    rest_url: str
+    ws_url: str
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def place_order(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        *,
+        client_order_id: str,
+        order_type: str = "market",
+        price: float | None = None,
+        reduce_only: bool = False,
+        post_only: bool = False,
+    ) -> OrderState: ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderState | None: ...
+
+    async def cancel_order(
+        self, symbol: str, client_order_id: str, venue_order_id: str = ""
+    ) -> OrderState | None: ...
+
+    async def fetch_open_orders(self, symbol: str) -> list[OrderState]: ...
+
+    async def fetch_positions(self) -> dict[str, VenuePosition]: ...
+
+    async def fetch_balance(self) -> Balance: ...
+
+    async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> list[VenueFill]: ...
+
+    async def fetch_funding(self, since_ms: int | None = None) -> list[VenueFunding]: ...
