@@ -74,6 +74,11 @@ class TrainResult:
     prior: dict[str, float]  # the constant base-rate predictor on the same rows (a floor)
     skipped: dict[str, str] = field(default_factory=dict)
     rows: int = 0
+    # Out-of-fold predictions per row (nan where a row was never in a test block): each base's
+    # column in `surfaces` order, and the meta model's (folds 2..K). Later layers (edge
+    # calibration, exit training) build on these, never on in-sample predictions.
+    oof: np.ndarray | None = None
+    oof_meta: np.ndarray | None = None
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -178,7 +183,7 @@ def train(
         tick(f"final {s}")
     models[META] = _fit(_logit(oof[have_oof]), y[have_oof], mp, params.meta_trees)
     tick("final meta")
-    return TrainResult(models, surfaces, fold_metrics, overall, prior, skipped, len(y))
+    return TrainResult(models, surfaces, fold_metrics, overall, prior, skipped, len(y), oof, meta_pred)
 
 
 def n_steps(params: TrainParams, n_bases: int) -> int:
