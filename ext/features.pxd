@@ -52,3 +52,5 @@ cdef class FeatureEngine:
     cdef double* vector_ptr(self, int sid) noexcept nogil
     cdef void _reset_state(self, int sid, bint full) noexcept nogil
     cpdef int symbol_index(self, str symbol) except -1
+    cpdef int update_sid(self, int sid, long long open_time_ms, double o, double h, double l, double c,
+                         double volume, double funding_rate=*, double mark_close=*)

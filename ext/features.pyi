@@ -25,6 +25,19 @@ class FeatureEngine:
         funding_rate: float = ...,
         mark_close: float = ...,
     ) -> npt.NDArray[np.float64]: ...
+    def update_sid(
+        self,
+        sid: int,
+        open_time_ms: int,
+        o: float,
+        h: float,
+        l: float,
+        c: float,
+        volume: float,
+        funding_rate: float = ...,
+        mark_close: float = ...,
+    ) -> int: ...
+    def out_view(self, sid: int) -> npt.NDArray[np.float64]: ...
     def on_book(self, symbol: str, imbalance: float, microprice: float, mid: float, signed_volume: float) -> None: ...
     def vector(self, symbol: str) -> npt.NDArray[np.float64]: ...
     def resets(self, symbol: str) -> int: ...

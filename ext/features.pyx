@@ -361,6 +361,25 @@ cdef class FeatureEngine:
             raise ValueError(f"{symbol}: invalid bar at {open_time_ms} (o={o} h={h} l={l} c={c} v={volume})")
         return self.vector(symbol)
 
+    cpdef int update_sid(self, int sid, long long open_time_ms, double o, double h, double l, double c,
+                         double volume, double funding_rate=NAN, double mark_close=NAN):
+        """`on_bar` by symbol index, without raising or copying: returns the bar status (BAR_OK,
+        BAR_RESET, BAR_STALE, BAR_INVALID); the vector is read through `out_view(sid)`."""
+        if sid < 0 or sid >= self.nsym:
+            return BAR_INVALID
+        return self.bar_update(sid, open_time_ms, o, h, l, c, volume, funding_rate, mark_close)
+
+    def out_view(self, int sid):
+        """A float64 array over symbol `sid`'s live feature vector (no copy): every bar update
+        rewrites it in place. It keeps the engine alive; copy it to keep a snapshot."""
+        if sid < 0 or sid >= self.nsym:
+            raise IndexError(f"symbol index {sid} out of range")
+        cdef cnp.npy_intp dims[1]
+        dims[0] = NF
+        arr = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_FLOAT64, <void*> self.st[sid].out)
+        cnp.set_array_base(arr, self)
+        return arr
+
     def on_book(self, str symbol, double imbalance, double microprice, double mid, double signed_volume):
         """Live-only inputs, per book/trade event (plain numbers from the order book)."""
         self.book_update(self.symbol_index(symbol), imbalance, microprice, mid, signed_volume)

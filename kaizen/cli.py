@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "kaizen.market.cli",  # kaizen book ...
     "kaizen.models.cli",  # kaizen train ..., kaizen data ...
     "kaizen.risk.cli",  # kaizen risk status|rearm
+    "kaizen.backtest.cli",  # kaizen backtest, kaizen report
 )
 
 

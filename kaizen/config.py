@@ -50,17 +50,26 @@ class RiskConfig(_Section):
     max_drawdown: float = 0.25
     stale_after_ms: int = 5_000
     vol_target_annual: float = 0.5
+    # sizing capital (USDT); 0: the account's equity at start. Sizing never compounds within a run,
+    # so a decision depends on market data only.
+    capital: float = 0.0
 
 
 class StrategyConfig(_Section):
-    # "baseline_momentum" is the named baseline: momentum gated by a volatility filter.
-    name: Literal["baseline_momentum"] = "baseline_momentum"
+    # baseline_momentum: the named yardstick (momentum gated by a volatility filter, on the features);
+    # ensemble: a trained model directory (`kaizen train` OUT/models) through the compiled predictors,
+    # trading only a positive net edge; flat; buy_and_hold.
+    name: Literal["baseline_momentum", "ensemble", "flat", "buy_and_hold"] = "baseline_momentum"
     bar_seconds: int = 60
-    fast_bars: int = 5
-    slow_bars: int = 20
-    vol_bars: int = 20
-    max_vol_per_bar: float = 0.01
-    entry_threshold: float = 0.0005
+    # baseline: enter when the 4-bar log return exceeds entry_z of its own standard deviation (vol
+    # over 24 bars x 2) and the 24-bar return agrees; stand aside when the 24-bar vol is more than
+    # max_vol_ratio x the 72-bar vol (a volatility spike). Scale-free: the same on 1 m and 1 h bars.
+    entry_z: float = 1.0
+    max_vol_ratio: float = 1.5
+    model_dir: str = ""  # ensemble: the trained models directory
+    min_edge_tstat: float = 2.0  # `kaizen` strategy: out-of-fold evidence needed to trade at all
+    # a same-side resize smaller than this fraction of the position is not traded (fees)
+    rebalance_band: float = 0.25
 
 
 class ModelConfig(_Section):
@@ -77,6 +86,31 @@ class ModelConfig(_Section):
     learning_rate: float = 0.05
     meta_trees: int = 100
     threads: int = 2
+
+
+class BacktestConfig(_Section):
+    """`kaizen backtest`: the fill model, the capital and the strategies run side by side."""
+
+    capital: float = 10_000.0
+    spread_bps: float = 1.0  # full quoted spread; a taker fill pays half of it
+    slippage_bps: float = 1.0  # per taker fill, on top of half the spread
+    strategies: list[str] = msgspec.field(
+        default_factory=lambda: ["buy_and_hold", "baseline_momentum", "snapshot", "periodic_retrain", "kaizen"]
+    )
+    retrain_every_days: float = 30.0  # periodic_retrain
+    train_window_days: float = 730.0  # rolling training window of the retraining strategies
+    warmup_bars: int = 200  # bars before --start that only warm the features up
+    report_symbol: str = "BTCUSDT"  # the symbol of the report's position-over-price chart
+    # Training inside a backtest (snapshot, periodic_retrain, kaizen): the [models] settings with
+    # these overrides, sized so that monthly retraining of a multi-year run stays in minutes.
+    # One XGBoost thread per fit: the strategies already run in parallel worker processes, and
+    # OpenMP threads on an oversubscribed box spin instead of working (measured 10-30x slower).
+    train_folds: int = 3
+    train_trees: int = 100
+    train_learning_rate: float = 0.1
+    train_meta_trees: int = 50
+    workers: int = 2  # strategies run in parallel processes
+    flatten_at_end: bool = True  # close every position at the last bar (costs included)
 
 
 class LoopConfig(_Section):
@@ -124,6 +158,7 @@ class Config(_Section):
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
     models: ModelConfig = msgspec.field(default_factory=ModelConfig)
+    backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
     loop: LoopConfig = msgspec.field(default_factory=LoopConfig)
     lineage: LineageConfig = msgspec.field(default_factory=LineageConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)

@@ -28,7 +28,8 @@ class Progress:
         filled = int(frac * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
         elapsed = now - self._t0
-        msg = f"\r{self.label} [{bar}] {frac * 100:5.1f}% {elapsed:6.1f}s {note}"
+        eta = f" ETA {elapsed / frac - elapsed:5.0f}s" if 0.01 < frac < 1.0 else ""
+        msg = f"\r{self.label} [{bar}] {frac * 100:5.1f}% {elapsed:6.1f}s{eta} {note}"
         try:
             self.stream.write(msg[:160].ljust(80))
             self.stream.flush()

@@ -2,7 +2,7 @@ import math
 
 from kaizen.config import StrategyConfig
 from kaizen.engine.bars import BarBuilder
-from kaizen.engine.baseline import BaselineMomentum
+from kaizen.engine.strategies.baseline import BaselineMomentum
 
 S = 1_000_000_000
 
@@ -25,16 +25,11 @@ def test_bars_close_on_the_event_clock_and_fill_gaps():
 
 
 def test_baseline_signal_and_vol_filter():
-    cfg = StrategyConfig(fast_bars=2, slow_bars=4, vol_bars=4, max_vol_per_bar=0.05, entry_threshold=0.001)
-    strat = BaselineMomentum(cfg)
-    feats = None
-    for c in [100, 100.5, 101, 101.6, 102.2]:
-        feats = strat.features("X", c)
-    assert feats is not None
-    assert math.isclose(feats[0], 102.2 / 101 - 1)
-    sig, reason = strat.signal(feats)
-    assert sig > 0 and reason == "momentum_long"
-    choppy = BaselineMomentum(cfg)
-    for c in [100, 120, 95, 125, 130]:
-        feats = choppy.features("X", c)
-    assert choppy.signal(feats) == (0.0, "vol_filter")
+    strat = BaselineMomentum(StrategyConfig(entry_z=1.0, max_vol_ratio=1.5))
+    # z = 0.03 / (2 * 0.01) = 1.5 > 1 and the slow return agrees
+    assert strat.signal(0.03, 0.01, 0.01, 1.0) == (1.0, "momentum_long")
+    assert strat.signal(-0.03, -0.01, 0.01, 1.0) == (-1.0, "momentum_short")
+    assert strat.signal(0.03, -0.01, 0.01, 1.0) == (0.0, "no_signal")  # slow momentum disagrees
+    assert strat.signal(0.01, 0.01, 0.01, 1.0) == (0.0, "no_signal")  # z = 0.5 is noise
+    assert strat.signal(0.03, 0.01, 0.01, 2.0) == (0.0, "vol_filter")  # a volatility spike
+    assert strat.signal(math.nan, 0.05, 0.01, 1.0) == (0.0, "warmup")

@@ -1,39 +1,107 @@
 """The engine: market data in, decisions at bar close, target positions out through the router.
 
-One engine for every mode: paper and live differ only in the venue URLs and credentials; the
-event clock is the venue's (message event times), so bar boundaries are the venue's too.
+One engine for every mode. Paper and live differ only in the venue's URLs and credentials; a
+backtest drives this same object from kaizen/backtest/driver.py, calling the same handlers:
+
+    on_trade / on_book   live: trades build bars on the venue's event clock (BarBuilder)
+    on_mark              mark price (and, live, the predicted funding rate)
+    on_funding_settled   a funding settlement (rate known at that time)
+    on_bar               a closed bar: features -> strategy -> exit rule -> sizing -> target
+    execute_targets      send the pending targets through the router (live: the order task)
+
+At each bar close the bar goes into the Cython feature engine (ext/features.pyx, the very code
+`kaizen train` runs in batch), the strategy (kaizen/engine/strategy.py seam) maps the context to a
+target exposure, the exit rule (if any) decides whether an open position is held one more bar, and
+sizing turns exposure into a quantity from the run's capital (not its running equity, so a
+decision depends on market data only). Every step is a lineage record on the mode's clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
 from kaizen import __version__
 from kaizen.config import Config
 from kaizen.engine.bars import Bar, BarBuilder
-from kaizen.engine.baseline import FEATURE_NAMES, NAME, VERSION, BaselineMomentum
+from kaizen.engine.strategy import BarContext, Costs, ExitRule, Strategy, Target
+from kaizen.ext.features import BAR_INVALID, BAR_STALE, FeatureEngine
 from kaizen.lineage import records as R
 from kaizen.lineage.ids import new_id
+from kaizen.models.features import FEATURE_NAMES
+
+_VOL = FEATURE_NAMES.index("vol_rv_24")
+
+
+def _feature_set() -> str:
+    """Names the feature definitions in force: count and a digest of every feature's version."""
+    import hashlib
+
+    from kaizen.models.features import feature_versions
+
+    v = feature_versions()
+    digest = hashlib.blake2b(repr(sorted(v.items())).encode(), digest_size=4).hexdigest()
+    return f"features[{len(v)}]@{digest}"
 
 
 class Engine:
-    """Wires feed → bars → features → strategy → sizing → router, logging each step to lineage."""
+    """Wires feed -> bars -> features -> strategy -> exit -> sizing -> router, logging each step."""
 
     def __init__(
-        self, cfg: Config, venue: Any, lineage: Any, config_hash: str = "", state_path: Any = None
+        self,
+        cfg: Config,
+        venue: Any,
+        lineage: Any,
+        config_hash: str = "",
+        state_path: Any = None,
+        *,
+        strategy: Strategy | None = None,
+        exit_rule: ExitRule | None = None,
+        clock_ns: Any = None,
+        interval_ms: int | None = None,
+        capital: float | None = None,
+        costs: Costs | None = None,
+        run_id: str | None = None,
+        mode: str | None = None,
     ) -> None:
+        from kaizen.engine.strategies import make_strategy
+
         self.cfg = cfg
+        self.mode = mode or cfg.mode
         self.state_path = state_path
         self.venue = venue
         self.lineage = lineage
         self.config_hash = config_hash
-        self.strategy = BaselineMomentum(cfg.strategy)
-        self.builders = {s: BarBuilder(s, cfg.strategy.bar_seconds) for s in cfg.symbols}
+        self.run_id = run_id
+        self.strategy: Strategy = strategy if strategy is not None else make_strategy(cfg)
+        self.exit_rule = exit_rule
+        self.interval_ms = int(interval_ms or cfg.strategy.bar_seconds * 1000)
+        self.interval_ns = self.interval_ms * 1_000_000
+        leader = cfg.models.leader
+        # the leader's bar goes first at each close time (the cross-asset features read it)
+        self.symbols = sorted(cfg.symbols, key=lambda s: 0 if s == leader else 1)
+        self.fe = FeatureEngine(self.symbols, leader=leader, interval_ms=self.interval_ms)
+        self.costs = costs or Costs(taker_fee=cfg.fees.taker, maker_fee=cfg.fees.maker)
+        bars_per_day = 86_400_000 / self.interval_ms
+        self.bars_per_year = 365.0 * bars_per_day
+        self.ctx: dict[str, BarContext] = {}
+        for s in self.symbols:
+            sid = self.fe.symbol_index(s)
+            ctx = BarContext(s, sid, FEATURE_NAMES, self.costs, bars_per_day)
+            ctx.features = self.fe.out_view(sid)
+            self.ctx[s] = ctx
+        self.builders = {s: BarBuilder(s, self.interval_ms / 1000.0) for s in self.symbols}
+        self._clock_ns = clock_ns  # backtest: the replay clock; live/paper: the venue's event clock
+        self._capital = capital
+        self.capital = 0.0
         self.mark: dict[str, float] = {}
-        self.funding_rate: dict[str, float] = {}
-        self.status: dict[str, str] = {s: "invalid" for s in cfg.symbols}
+        self.mark_ts: dict[str, int] = {}
+        self.funding_rate: dict[str, float] = {}  # the venue's predicted next rate (live)
+        self.settled_rate: dict[str, float] = {s: math.nan for s in self.symbols}
+        self._next_funding: dict[str, int] = {}
+        self.status: dict[str, str] = {s: ("valid" if self.mode == "backtest" else "invalid") for s in self.symbols}
         self.last_event_ns = 0
         self.bars = 0
         self.decisions = 0
@@ -41,38 +109,51 @@ class Engine:
         self.feed: Any = None
         self.router: Any = None
         self.risk: Any = None
-        self._targets: dict[str, tuple[float, float, float, int]] = {}
+        self._targets: dict[str, tuple[float, float, float, int, int]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.errors: list[str] = []
+        self.feature_set = _feature_set()
+        self._names_logged = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    async def start(self) -> None:
-        from kaizen.market.feed import MarketFeed
+    async def start(self, live: bool = True) -> None:
+        """Connect, learn the account, start the router; with `live`, also the market feed and the
+        periodic tasks (a backtest drives the handlers itself)."""
         from kaizen.risk import RiskManager
         from kaizen.venue.router import OrderRouter
 
         cfg = self.cfg
-        self._log(
-            R.RunStart, mode=cfg.mode, version=__version__, config_hash=self.config_hash, symbols=cfg.symbols
-        )
         await self.venue.connect()
         self.equity0 = (await self.venue.fetch_balance()).equity
-        # The risk manager and router run on the venue's event clock (sim time in paper mode); the
-        # feed's own wall-clock watchdog reports silence as a "stale" status.
-        self.risk = RiskManager(
-            cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms()
+        self._log(
+            R.RunStart,
+            mode=self.mode,
+            version=__version__,
+            config_hash=self.config_hash,
+            symbols=cfg.symbols,
+            capital=self.equity0,
         )
+        self.capital = self._capital if self._capital else (cfg.risk.capital or self.equity0)
+        for ctx in self.ctx.values():
+            ctx.budget = self.capital / len(self.symbols)
+        self.risk = RiskManager(cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms())
         self.router = OrderRouter(
             self.venue,
             self.risk,
             self.lineage,
             cfg.symbols,
+            run_id=self.run_id,
             starting_equity=self.equity0,
             clock_ms=self._clock_ms,
+            rebalance_band=cfg.strategy.rebalance_band,
         )
         await self.router.start()
+        if not live:
+            return
+        from kaizen.market.feed import MarketFeed
+
         markets = self.venue.markets
         self.feed = MarketFeed(
             self.venue.ws_url,
@@ -128,20 +209,46 @@ class Engine:
         s["starting_equity"] = self.equity0
         return s
 
-    # ---- feed handler (called synchronously from the feed) ---------------------------------------
+    # ---- market handlers (called synchronously by the feed or the backtest driver) -----------------
     def on_trade(self, symbol: str, ts_ns: int, price: float, qty: float, buyer_is_maker: bool) -> None:
         self._clock(ts_ns)
         for bar in self.builders[symbol].on_trade(ts_ns, price, qty, buyer_is_maker):
-            self._on_bar(bar)
+            self.on_bar(bar)
 
     def on_mark(
-        self, symbol: str, ts_ns: int, mark: float, index: float, funding_rate: float, next_funding_ms: int
+        self,
+        symbol: str,
+        ts_ns: int,
+        mark: float,
+        index: float = math.nan,
+        funding_rate: float = math.nan,
+        next_funding_ms: int = 0,
     ) -> None:
         self.mark[symbol] = mark
-        self.funding_rate[symbol] = funding_rate
+        self.mark_ts[symbol] = ts_ns
+        if math.isfinite(funding_rate):
+            # Live: the rate in force when the next-funding time moves on is the one that settled.
+            prev = self._next_funding.get(symbol, 0)
+            if prev and next_funding_ms > prev and symbol in self.funding_rate:
+                self.on_funding_settled(symbol, prev * 1_000_000, self.funding_rate[symbol])
+            self.funding_rate[symbol] = funding_rate
+            self._next_funding[symbol] = next_funding_ms
         self._clock(ts_ns)
         if self.router is not None:
             self.router.on_market(symbol, mark, ts_ns // 1_000_000)
+
+    def on_price(self, symbol: str, ts_ns: int, price: float) -> None:
+        """A valuation price where the venue publishes no mark (history without mark bars): it
+        moves the clock and the router's marks, never the features (the mark feature stays nan, as
+        in training on the same data)."""
+        self._clock(ts_ns)
+        if self.router is not None:
+            self.router.on_market(symbol, price, ts_ns // 1_000_000)
+
+    def on_funding_settled(self, symbol: str, ts_ns: int, rate: float) -> None:
+        """A funding settlement's rate: the feature engine's `fund_rate` from the next bar on."""
+        if symbol in self.settled_rate and math.isfinite(rate):
+            self.settled_rate[symbol] = rate
 
     def on_book(self, symbol: str, ts_ns: int, book: Any) -> None:
         self._clock(ts_ns)
@@ -158,91 +265,197 @@ class Engine:
         self.last_event_ns = ts_ns
         for b in self.builders.values():
             for bar in b.on_clock(ts_ns):
-                self._on_bar(bar)
+                self.on_bar(bar)
 
     # ---- decisions -------------------------------------------------------------------------------
-    def _on_bar(self, bar: Bar) -> None:
+    def on_bar(self, bar: Bar, decide: bool = True) -> None:
+        """A closed bar: features, then (with `decide`) strategy, exit rule, sizing and a target.
+        `decide=False` only warms the features up (a backtest's history before its start)."""
+        symbol = bar.symbol
+        ctx = self.ctx.get(symbol)
+        if ctx is None:
+            return
+        close_ns = bar.open_time_ns + self.interval_ns
+        # The mark counts only when it is this bar's (live: always; history: where a mark bar closes
+        # at this time): as a feature input, exactly as batch training sees it, and for the orders'
+        # price band (a mark hours old would refuse good orders); else the bar's close stands in.
+        fresh = self.mark_ts.get(symbol, 0) > bar.open_time_ns
+        mark = self.mark.get(symbol, math.nan) if fresh else math.nan
+        mark_in = mark
+        rc = self.fe.update_sid(
+            ctx.sid,
+            bar.open_time_ns // 1_000_000,
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+            self.settled_rate[symbol],
+            mark_in,
+        )
+        if rc == BAR_STALE or rc == BAR_INVALID:
+            self._error(f"bar {symbol} {bar.open_time_ns // 1_000_000}: rejected by the feature engine ({rc})")
+            return
+        if not decide:
+            return
         self.bars += 1
-        if self._stopping:
+        brec = self._log(
+            R.Bar,
+            ts=close_ns,
+            symbol=symbol,
+            open_time=bar.open_time_ns // 1_000_000,
+            interval_ms=self.interval_ms,
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+            mark=mark,
+        )
+        if self._stopping or self.router is None:
             return
-        feats = self.strategy.features(bar.symbol, bar.close)
-        if feats is None:
-            return
-        ts = bar.open_time_ns + self.builders[bar.symbol].interval_ns
+        feats = ctx.features
         snap = self._log(
             R.FeatureSnapshot,
-            ts=ts,
-            symbol=bar.symbol,
+            ts=close_ns,
+            parents=[brec.id],
+            symbol=symbol,
             bar_ts=bar.open_time_ns,
-            feature_set=VERSION,
-            names=FEATURE_NAMES,
-            values=feats,
+            feature_set=self.feature_set,
+            names=self._names_once(),
+            values=feats.tolist(),
         )
-        signal, reason = self.strategy.signal(feats)
+        ctx.ts_ns = close_ns
+        ctx.open_time_ns = bar.open_time_ns
+        ctx.open, ctx.high, ctx.low, ctx.close, ctx.volume = bar.open, bar.high, bar.low, bar.close, bar.volume
+        ctx.mark = mark
+        ctx.funding_rate = self.settled_rate[symbol]
+        ctx.next_funding_ms = self._next_funding.get(symbol, 0)
+        ctx.vol = float(feats[_VOL])
+        ctx.status = self.status.get(symbol, "valid")
+        self._update_position(ctx)
+        target = self.strategy.decide(ctx)
         pred = self._log(
             R.Prediction,
-            ts=ts,
-            symbol=bar.symbol,
+            ts=close_ns,
+            symbol=symbol,
             parents=[snap.id],
-            model=VERSION,
-            role=f"{bar.symbol}/signal",
-            value=signal,
+            model=target.model,
+            role=target.role,
+            value=float(target.value),
             features_id=snap.id,
         )
-        position = self.router.position(bar.symbol)
-        target = position
-        if self.status.get(bar.symbol) != "valid":
-            reason = f"market_{self.status.get(bar.symbol)}"  # no new risk on a bad book
-            target = 0.0 if signal == 0 else position
-        else:
-            target = self._size(bar.symbol, signal, bar.close, feats[2])
+        for rec in target.records:
+            self.lineage.append(rec)
+        exposure, reason = float(target.exposure), target.reason
+        pos = ctx.position
+        if self.exit_rule is not None and pos.side != 0:
+            ex = self.exit_rule.on_bar(ctx)
+            if ex.exit:
+                exposure, reason = 0.0, f"exit:{ex.reason}"
+            else:  # the exit layer owns an open position: hold it
+                exposure, reason = float(pos.side), f"hold:{ex.reason}"
+                target = Target(exposure=exposure, reason=reason, value=target.value, model=target.model, qty=pos.qty)
+        position = self.router.position(symbol)
+        qty = self._size(ctx, target, exposure)
+        if ctx.status != "valid":
+            reason = f"market_{ctx.status}"  # no new risk on a bad book: only reduce
+            qty = 0.0 if qty == 0.0 or qty * position < 0 else math.copysign(min(abs(qty), abs(position)), position)
         self.decisions += 1
         dec = self._log(
             R.Decision,
-            ts=ts,
-            symbol=bar.symbol,
+            ts=close_ns,
+            symbol=symbol,
             parents=[pred.id],
-            model=VERSION,
-            strategy=NAME,
-            signal=signal,
-            target_qty=target,
+            model=target.model,
+            strategy=self.strategy.name,
+            signal=exposure,
+            target_qty=float(qty),
             position_qty=position,
             price=bar.close,
             reason=reason,
+            edge=float(target.edge) if math.isfinite(target.edge) else 0.0,
+            data_ts=close_ns,
         )
-        self._targets[bar.symbol] = (target, bar.close, self.mark.get(bar.symbol, bar.close), dec.id)
-        self._wake.set()
+        if qty != position:  # the router decides whether the change is worth trading (no-trade band)
+            self._targets[symbol] = (qty, bar.close, mark if mark > 0 else bar.close, dec.id, close_ns // 1_000_000)
+            self._wake.set()
 
-    def _size(self, symbol: str, signal: float, price: float, vol_per_bar: float) -> float:
+    def _names_once(self) -> list[str]:
+        """Feature names go into the first snapshot of a run; later snapshots of the same
+        `feature_set` leave them out (the same 34 strings per bar were most of the record)."""
+        if self._names_logged:
+            return []
+        self._names_logged = True
+        return list(FEATURE_NAMES)
+
+    def _update_position(self, ctx: BarContext) -> None:
+        """The position state the exit layer reads, from the router's fill-based book."""
+        book = self.router.books[ctx.symbol]
+        st = ctx.position
+        side = 0 if abs(book.qty) < 1e-12 else (1 if book.qty > 0 else -1)
+        if side == 0:
+            if st.side != 0:
+                st.reset()
+            return
+        if side != st.side:  # a new trade: it has been held through this bar since its fill
+            st.reset()
+            st.side = side
+            st.entry_ts_ns = ctx.open_time_ns
+            st.entry_regime = ctx.regime
+            st.entry_vol = ctx.vol
+            st.bars_in_trade = 1
+        else:
+            st.bars_in_trade += 1
+        st.entry_price = book.avg  # average cost: adding to a trade moves it
+        st.qty = book.qty
+        if st.entry_price > 0:
+            fav = (ctx.high if side > 0 else ctx.low) / st.entry_price - 1.0
+            adv = (ctx.low if side > 0 else ctx.high) / st.entry_price - 1.0
+            st.mfe = max(st.mfe, side * fav)
+            st.mae = min(st.mae, side * adv)
+            st.last_return = st.unrealized_return(ctx.close)
+
+    def _size(self, ctx: BarContext, target: Target, exposure: float) -> float:
         from kaizen.risk import size_position
 
-        if signal == 0.0:
+        if target.qty is not None:
+            if exposure == 0.0 or not ctx.close > 0:
+                return 0.0
+            # within the per-symbol cap here, so the no-trade band compares like with like (the router
+            # would clamp it anyway, and then top it up bar after bar as the price moved)
+            cap = self.cfg.risk.max_notional_per_symbol / ctx.close
+            return math.copysign(min(abs(target.qty), cap), target.qty)
+        if exposure == 0.0 or not math.isfinite(exposure):
             return 0.0
-        bars_per_year = 365 * 24 * 3600 / self.cfg.strategy.bar_seconds
-        equity = self.equity0 + self.router.summary().get("net_pnl", 0.0)
         return size_position(
-            signal,
-            price,
-            max(vol_per_bar, 1e-6),
-            bars_per_year,
-            equity,
+            exposure,
+            ctx.close,
+            ctx.vol if math.isfinite(ctx.vol) and ctx.vol > 0 else math.nan,
+            self.bars_per_year,
+            self.capital,
             self.cfg.risk.vol_target_annual,
-            1.0 / len(self.cfg.symbols),
+            1.0 / len(self.symbols),
             self.cfg.risk.max_notional_per_symbol,
-            next_funding_rate=self.funding_rate.get(symbol, 0.0),
         )
 
-    # ---- background loops ------------------------------------------------------------------------
+    # ---- orders ----------------------------------------------------------------------------------
+    async def execute_targets(self) -> None:
+        """Send every pending target through the router (the only path orders take)."""
+        pending, self._targets = self._targets, {}
+        for symbol, (target, ref, mark, dec_id, data_ms) in pending.items():
+            try:
+                await self.router.set_target(
+                    symbol, target, ref, mark_price=mark, parents=[dec_id], data_ts_ms=data_ms
+                )
+            except Exception as exc:  # a venue error must not stop the engine; it is logged
+                self._error(f"set_target {symbol}: {type(exc).__name__}: {exc}")
+
     async def _order_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            pending, self._targets = self._targets, {}
-            for symbol, (target, ref, mark, dec_id) in pending.items():
-                try:
-                    await self.router.set_target(symbol, target, ref, mark_price=mark, parents=[dec_id])
-                except Exception as exc:  # a venue error must not stop the engine; it is logged
-                    self._error(f"set_target {symbol}: {type(exc).__name__}: {exc}")
+            await self.execute_targets()
 
     async def _every(self, seconds: float, what: str, step) -> None:
         """Run `step` every `seconds`; a venue error is logged and the loop goes on."""
@@ -254,11 +467,16 @@ class Engine:
                 self._error(f"{what}: {type(exc).__name__}: {exc}")
 
     # ---- helpers ---------------------------------------------------------------------------------
+    def now_ns(self) -> int:
+        if self._clock_ns is not None:
+            return self._clock_ns()
+        return self.last_event_ns or time.time_ns()
+
     def _clock_ms(self) -> int:
-        return self.last_event_ns // 1_000_000 if self.last_event_ns else time.time_ns() // 1_000_000
+        return self.now_ns() // 1_000_000
 
     def _log(self, cls: type, ts: int | None = None, **fields: Any) -> Any:
-        rec = cls(id=new_id(), ts=ts if ts is not None else (self.last_event_ns or time.time_ns()), **fields)
+        rec = cls(id=new_id(), ts=ts if ts is not None else self.now_ns(), **fields)
         self.lineage.append(rec)
         return rec
 

@@ -106,6 +106,7 @@ class BarContext:
         "costs",
         "bars_per_day",
         "status",
+        "budget",
     )
 
     def __init__(self, symbol: str, sid: int, names: list[str], costs: Costs, bars_per_day: float) -> None:
@@ -127,6 +128,7 @@ class BarContext:
         self.regime = -1  # detector's regime id (-1: none configured)
         self.regime_probs: np.ndarray | None = None
         self.status = "valid"  # market data status of the symbol
+        self.budget = NAN  # notional (USDT) of exposure 1 before vol scaling: capital / symbols
 
 
 class Target(msgspec.Struct, kw_only=True):

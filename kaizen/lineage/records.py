@@ -27,6 +27,7 @@ class RunStart(Base, tag="run_start"):
     version: str
     config_hash: str
     symbols: list[str]
+    capital: float = 0.0  # equity at start (USDT): the base of every PnL figure of the run
 
 
 class RunEnd(Base, tag="run_end"):
@@ -51,11 +52,25 @@ class BadMessage(Base, tag="bad_message"):
     count: int = 1
 
 
+class Bar(Base, tag="bar"):
+    """A closed bar as the engine saw it (built from trades live, read from klines in a backtest),
+    with the mark price the books were valued at when it closed (nan when none)."""
+
+    open_time: int  # ms
+    interval_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    mark: float = float("nan")
+
+
 # --- signal ---------------------------------------------------------------------------------------
 class FeatureSnapshot(Base, tag="features"):
     bar_ts: int
-    feature_set: str
-    names: list[str]
+    feature_set: str  # names the definitions (kaizen.models.features.FEATURES and their versions)
+    names: list[str]  # the engine writes them in a run's first snapshot of a feature_set only
     values: list[float]
 
 
@@ -73,6 +88,8 @@ class Decision(Base, tag="decision"):
     position_qty: float
     price: float
     reason: str = ""
+    edge: float = 0.0  # expected net return over the horizon behind the target (0 when not modelled)
+    data_ts: int = 0  # ns: the close of the bar the decision was made on
 
 
 # --- execution ------------------------------------------------------------------------------------
@@ -175,6 +192,7 @@ Record = (
     | BookResync
     | MarketStatus
     | BadMessage
+    | Bar
     | FeatureSnapshot
     | Prediction
     | Decision

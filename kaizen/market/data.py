@@ -84,6 +84,9 @@ class SymbolData:
     klines: Klines
     funding: np.ndarray  # latest settled funding rate at the bar close (nan before the first)
     mark_close: np.ndarray  # mark-price close at the same close time (nan where none)
+    # the funding settlements themselves (calc_time ms, rate), for settling funding in a replay
+    funding_time: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    funding_rate: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
 
 
 @dataclass
@@ -280,6 +283,7 @@ def load_symbol(root: str | Path, symbol: str, interval: str, report: list[str])
     close_time = k.open_time + k.interval_ms
     funding = np.full(len(k), np.nan)
     fp = _find_one(root / "futures" / "um" / "fundingRate" / symbol)
+    ft, fr = np.empty(0, np.int64), np.empty(0, np.float64)
     if fp is not None:
         ft, fr = read_funding(fp)
         # the latest settlement at or before each bar's close (known when the bar closes)
@@ -304,7 +308,7 @@ def load_symbol(root: str | Path, symbol: str, interval: str, report: list[str])
                 pos_c = np.minimum(pos, len(mclose_t) - 1)
                 hit = mclose_t[pos_c] == close_time
                 mark[hit] = mk.close[pos_c[hit]]
-    return SymbolData(k, funding, mark)
+    return SymbolData(k, funding, mark, ft, fr)
 
 
 def parse_date_ms(text: str | None, what: str) -> int | None:
@@ -341,7 +345,9 @@ def load_dataset(
             report.append(f"{k.path}: no bars in the requested range; {sym} skipped")
             continue
         s = slice(lo, hi)
-        out[sym] = SymbolData(k.slice_time(start_ms, end_ms), d.funding[s], d.mark_close[s])
+        out[sym] = SymbolData(
+            k.slice_time(start_ms, end_ms), d.funding[s], d.mark_close[s], d.funding_time, d.funding_rate
+        )
     if not out:
         raise DataError(f"{root}: no bars for {', '.join(symbols)} in the requested range")
     return Dataset(interval, out, report)

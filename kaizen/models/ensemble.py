@@ -306,6 +306,16 @@ class Ensemble:
         ens.backend = backend
         return ens
 
+    def compiled(self):
+        """The same models as one `kaizen.ext.ensemble.CompiledEnsemble` (the hot path's predictor:
+        one C call per feature vector). Needs a Forest backend (not "xgboost")."""
+        from kaizen.ext.ensemble import CompiledEnsemble
+
+        if self.backend == "xgboost":
+            raise DataError(f"{self.path}: compiled() needs a Forest backend, loaded with backend='xgboost'")
+        bases = [(self._boosters[s], [int(c) for c in self._cols[s]]) for s in self.bases]
+        return CompiledEnsemble(bases, self._boosters[META], len(FEATURE_NAMES), 0, self.version)
+
     def predict(self, x: np.ndarray) -> dict[str, Any]:
         """Base-model probabilities per surface and the meta probability ("meta")."""
         X = np.asarray(x, dtype=np.float64)

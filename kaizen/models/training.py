@@ -20,16 +20,23 @@ class TrainingSet:
     sid: np.ndarray
     symbols: list[str]
     dropped_unlabelled: int
+    gross: np.ndarray | None = None  # gross forward log return (no fees, no funding)
+    funding: np.ndarray | None = None  # latest settled funding rate at each row's bar close
+    close: np.ndarray | None = None  # the bar's close (the price a decision at that row sees)
 
 
 def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup: int = 72) -> TrainingSet:
     bf: BatchFeatures = batch_features(ds, leader=leader)
     ret = np.full(len(bf.sid), np.nan)
+    gross = np.full(len(bf.sid), np.nan)
     for i, s in enumerate(bf.symbols):
         rows = np.flatnonzero(bf.sid == i)  # time order within a symbol
         k = ds.symbols[s].klines
         ret[rows] = net_forward_return(
             bf.open_time[rows], bf.close[rows], bf.funding[rows], horizon, k.interval_ms, fee
+        )
+        gross[rows] = net_forward_return(
+            bf.open_time[rows], bf.close[rows], np.zeros(len(rows)), horizon, k.interval_ms, 0.0
         )
     # the first `warmup` bars of each symbol (windows not yet full) are not trained on
     warm = np.zeros(len(ret), bool)
@@ -45,4 +52,7 @@ def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup
         bf.sid[keep],
         bf.symbols,
         int((~keep).sum()),
+        gross[keep],
+        bf.funding[keep],
+        bf.close[keep],
     )

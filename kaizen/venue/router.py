@@ -20,7 +20,15 @@ from typing import Any, Protocol
 from kaizen.lineage import records
 from kaizen.lineage.ids import new_id
 from kaizen.risk.limits import RiskManager, position_headroom
-from kaizen.venue.base import MarketInfo, OrderRejected, OrderState, VenueError
+from kaizen.venue.base import (
+    MarketInfo,
+    OrderRejected,
+    OrderState,
+    Venue,
+    VenueError,
+    VenueFill,
+    VenueFunding,
+)
 from kaizen.venue.clientid import belongs_to_run, make_client_id
 
 log = logging.getLogger("kaizen.router")
@@ -120,7 +128,7 @@ class _Tracked:
 class OrderRouter:
     def __init__(
         self,
-        venue: Any,
+        venue: Venue,
         risk: RiskManager,
         lineage: Lineage,
         symbols: list[str] | tuple[str, ...],
@@ -130,16 +138,24 @@ class OrderRouter:
         starting_equity: float | None = None,
         clock_ms: Any = None,
         funding_poll_s: float = 60.0,
+        rebalance_band: float = 0.0,
     ) -> None:
         self.venue = venue
         self.risk = risk
         self.lineage = lineage
         self.symbols = list(symbols)
         self.run_id = run_id or f"run-{new_id()}"
+        # a same-side resize smaller than this fraction of the position is not traded (its fees
+        # buy nothing): the no-trade band
+        self.rebalance_band = rebalance_band
         self.order_type = order_type
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.books = {s: _Book() for s in self.symbols}
+        # Orders still in play (open, in doubt, or with fills not yet seen), by client id and by
+        # symbol: an order leaves both once it is final and all its fills are in, so lookups stay
+        # O(1) and memory stays bounded however long the run.
         self.orders: dict[str, _Tracked] = {}
+        self._active: dict[str, dict[str, _Tracked]] = {s: {} for s in self.symbols}
         self._by_venue_id: dict[str, str] = {}
         self._seq = 0
         self._fill_since: dict[str, int | None] = {s: None for s in self.symbols}
@@ -181,7 +197,7 @@ class OrderRouter:
         return self.books[symbol].qty
 
     def expected_position(self, symbol: str) -> float:
-        return self.books[symbol].qty + sum(t.in_flight() for t in self.orders.values() if t.symbol == symbol)
+        return self.books[symbol].qty + sum(t.in_flight() for t in self._active[symbol].values())
 
     def open_order_count(self) -> int:
         return sum(1 for t in self.orders.values() if t.open)
@@ -218,7 +234,7 @@ class OrderRouter:
         mark = book.mark if book.mark > 0 else ref_price
         out: list[records.Order] = []
         # Resting orders of this symbol are replaced by the new plan.
-        for t in [t for t in self.orders.values() if t.symbol == symbol and t.open]:
+        for t in [t for t in self._active[symbol].values() if t.open]:
             await self._cancel(t)
         plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now)
         if plan is None:
@@ -265,6 +281,12 @@ class OrderRouter:
                 target_qty = sign * room * (1 - 1e-9)
             if self.risk.is_stale(symbol, now):  # stale data: no new risk, only reduce
                 target_qty = expected if target_qty * expected >= 0 else 0.0
+        if (
+            self.rebalance_band > 0
+            and target_qty * expected > 0
+            and abs(target_qty - expected) <= self.rebalance_band * abs(expected)
+        ):
+            return None, None, False, "within the no-trade band"
         plan, why = plan_order(market, expected, target_qty, ref_price)
         if plan is None:
             return None, None, False, why
@@ -295,7 +317,7 @@ class OrderRouter:
         cid = make_client_id(self.run_id, symbol, parents[0] if parents else 0, self._seq)
         rec = self._order_record(symbol, cid, plan, price, parents)
         tracked = _Tracked(record=rec, symbol=symbol, side=plan.side, qty=plan.qty)
-        self.orders[cid] = tracked  # tracked before sending: if the answer is lost it is still ours
+        self._track(cid, tracked)  # tracked before sending: if the answer is lost it is still ours
         self.risk.record_order(self._clock_ms())
         self.orders_sent += 1
         try:
@@ -354,6 +376,22 @@ class OrderRouter:
             self._by_venue_id[st.venue_order_id] = t.record.client_order_id
         t.reported_filled = max(t.reported_filled, st.filled)
         t.open = st.status not in FINAL
+        self._retire_if_final(t)
+
+    def _track(self, cid: str, t: _Tracked) -> None:
+        self.orders[cid] = t
+        self._active[t.symbol][cid] = t
+
+    def _retire_if_final(self, t: _Tracked) -> None:
+        """Forget an order that is final with every reported fill seen (nothing more can come)."""
+        if t.open or t.record.status == "unknown" or t.fill_qty + 1e-12 < t.reported_filled:
+            return
+        cid = t.record.client_order_id
+        if self.orders.get(cid) is t:
+            del self.orders[cid]
+            self._active[t.symbol].pop(cid, None)
+        if t.venue_order_id:
+            self._by_venue_id.pop(t.venue_order_id, None)
 
     async def _cancel(self, t: _Tracked) -> None:
         try:
@@ -365,14 +403,16 @@ class OrderRouter:
             st = await self.venue.fetch_order(t.symbol, t.record.client_order_id)
             if st is None:
                 t.open = False
+                self._retire_if_final(t)
                 return
         self._update(t, st)
         t.open = False  # the venue confirmed the cancel (or that it is no longer open)
+        self._retire_if_final(t)
 
     async def cancel_all(self) -> None:
         """Cancel every open order on our symbols: ours and any the venue shows."""
         for sym in self.symbols:
-            for t in [t for t in self.orders.values() if t.symbol == sym and t.open]:
+            for t in [t for t in self._active[sym].values() if t.open]:
                 await self._cancel(t)
             for st in await self.venue.fetch_open_orders(sym):
                 try:
@@ -409,49 +449,60 @@ class OrderRouter:
             funding = now - self._funding_polled_ms >= self.funding_poll_s * 1000
         if funding:
             self._funding_polled_ms = now
-            await self._poll_funding()
+            for fp in await self.venue.fetch_funding(self._funding_since):
+                self.on_funding(fp)
         for sym in self.symbols:
             fills = await self.venue.fetch_fills(sym, self._fill_since[sym])
             for f in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
-                if f.trade_id in self._seen_fills:
-                    continue
-                self._seen_fills.add(f.trade_id)
-                self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
-                self._apply_fill(f)
+                self.on_fill(f)
         positions = await self.venue.fetch_positions()
         for sym, p in positions.items():
             if sym in self.books and p.mark_price > 0:
                 self.books[sym].mark = p.mark_price
-        equity = self.starting_equity + self.net_pnl()
-        reason = self.risk.on_equity(equity, now)
-        if reason is not None and check_risk:
-            await self.kill(reason)
+        await self.check_equity(check_risk)
         if self._needs_reconcile:  # an order's outcome was unknown: ask the venue now
             self._needs_reconcile = False
             await self.reconcile()
 
-    async def _poll_funding(self) -> None:
-        for fp in await self.venue.fetch_funding(self._funding_since):
-            if fp.funding_id in self._seen_funding or fp.symbol not in self.books:
-                continue
-            self._seen_funding.add(fp.funding_id)
-            self._funding_since = max(self._funding_since or 0, fp.ts_ms)
-            book = self.books[fp.symbol]
-            book.funding += fp.amount
-            notional = book.qty * book.mark
-            self.lineage.append(
-                records.FundingPayment(
-                    id=new_id(),
-                    ts=fp.ts_ms * 1_000_000,
-                    symbol=fp.symbol,
-                    rate=fp.amount / notional if notional else 0.0,
-                    position_qty=book.qty,
-                    mark_price=book.mark,
-                    amount=fp.amount,
-                )
-            )
+    async def check_equity(self, check_risk: bool = True) -> None:
+        """Equity from our books at the latest marks; trips the kill switch when a limit is hit."""
+        equity = self.starting_equity + self.net_pnl()
+        reason = self.risk.on_equity(equity, self._clock_ms())
+        if reason is not None and check_risk:
+            await self.kill(reason)
 
-    def _apply_fill(self, f: Any) -> None:
+    def on_fill(self, f: VenueFill) -> None:
+        """One fill from the venue (trade history poll, user-data stream or in-process venue);
+        a fill already seen (same trade id) is ignored."""
+        if f.trade_id in self._seen_fills:
+            return
+        self._seen_fills.add(f.trade_id)
+        if f.symbol in self._fill_since:
+            self._fill_since[f.symbol] = max(self._fill_since[f.symbol] or 0, f.ts_ms)
+        self._apply_fill(f)
+
+    def on_funding(self, fp: VenueFunding) -> None:
+        """One funding payment from the venue; seen ones (same id) and other symbols are ignored."""
+        if fp.funding_id in self._seen_funding or fp.symbol not in self.books:
+            return
+        self._seen_funding.add(fp.funding_id)
+        self._funding_since = max(self._funding_since or 0, fp.ts_ms)
+        book = self.books[fp.symbol]
+        book.funding += fp.amount
+        notional = book.qty * book.mark
+        self.lineage.append(
+            records.FundingPayment(
+                id=new_id(),
+                ts=fp.ts_ms * 1_000_000,
+                symbol=fp.symbol,
+                rate=fp.amount / notional if notional else 0.0,
+                position_qty=book.qty,
+                mark_price=book.mark,
+                amount=fp.amount,
+            )
+        )
+
+    def _apply_fill(self, f: VenueFill) -> None:
         cid = f.client_order_id or self._by_venue_id.get(f.venue_order_id, "")
         t = self.orders.get(cid)
         book = self.books[f.symbol]
@@ -461,6 +512,7 @@ class OrderRouter:
             t.fill_qty += f.qty
             if t.fill_qty >= t.qty - 1e-12:
                 t.open = False
+            self._retire_if_final(t)
         else:
             self.lineage.append(
                 records.Reconcile(
@@ -553,6 +605,7 @@ class OrderRouter:
                     )
                     t.record.status = "not_placed"
                 t.open = False
+                self._retire_if_final(t)
                 continue
             was_open = t.open
             self._update(t, st)
@@ -570,6 +623,7 @@ class OrderRouter:
                 )
                 if t.record.status == "unknown":
                     t.record.status = "accepted"
+            self._retire_if_final(t)
         await self.poll(check_risk=False)
         for sym in self.symbols:
             for st in await self.venue.fetch_open_orders(sym):
@@ -591,7 +645,7 @@ class OrderRouter:
                         venue_order_id=st.venue_order_id,
                     )
                     t = _Tracked(record=rec, symbol=sym, side=st.side, qty=st.qty)
-                    self.orders[st.client_order_id] = t
+                    self._track(st.client_order_id, t)
                     self._update(t, st)
                 out.append(
                     records.Reconcile(

@@ -63,7 +63,7 @@ def test_demo_summary_agrees_with_lineage(tmp_path):
         '"type":"fill"',
     ):
         assert needle in text, needle
-    assert "baseline_momentum@1" in text
+    assert "baseline_momentum@2" in text
     assert order.client_order_id in text
 
 

@@ -624,24 +624,51 @@ class Exchange:
                 recorded = mkt.replay.funding_rate(t) if mkt.replay is not None else None
                 rate = recorded if recorded is not None else funding_rate(avg)
                 mkt.prem_sum = mkt.prem_time = 0.0
-                mark = mkt.mark
-                self.funding_history[sym].append(
-                    {"symbol": sym, "fundingTime": t, "fundingRate": rate, "markPrice": mark}
-                )
-                pos = self.account.positions[sym]
-                if pos.lots == 0:
-                    continue
-                qty = mkt.spec.qty_of(pos.lots)
-                payment = -qty * mark * rate
-                self.account.wallet += payment
-                if pos.isolated:
-                    pos.iso_margin += payment
-                self.funding_log.append(
-                    {"symbol": sym, "time": t, "rate": rate, "mark": mark, "qty": qty, "payment": payment}
-                )
-                self._income(sym, "FUNDING_FEE", payment, t)
-                self._emit_account("FUNDING_FEE", sym)
+                self.settle_symbol_funding(sym, t, rate, mkt.mark)
             self.next_funding = t + 8 * 3_600_000
+
+    def settle_symbol_funding(self, sym: str, t: int, rate: float, mark: float) -> None:
+        """One funding settlement of `sym` at time t: recorded, and paid on our position at `mark`
+        (payment = -qty x mark x rate: longs pay a positive rate). The one funding routine of the
+        simulator and the backtest venue."""
+        self.funding_history[sym].append(
+            {"symbol": sym, "fundingTime": t, "fundingRate": rate, "markPrice": mark}
+        )
+        pos = self.account.positions[sym]
+        if pos.lots == 0:
+            return
+        qty = self.markets[sym].spec.qty_of(pos.lots)
+        payment = -qty * mark * rate
+        self.account.wallet += payment
+        if pos.isolated:
+            pos.iso_margin += payment
+        self.funding_log.append(
+            {"symbol": sym, "time": t, "rate": rate, "mark": mark, "qty": qty, "payment": payment}
+        )
+        self._income(sym, "FUNDING_FEE", payment, t)
+        self._emit_account("FUNDING_FEE", sym)
+
+    def fill_resting_through(self, symbol: str, low_ticks: int, high_ticks: int) -> None:
+        """Bar-range matching (the backtest's fill model for resting limits): a resting buy fills in
+        full at its price, as maker, when the range traded at least one tick below it (sells: above);
+        touching the price is not enough, since the queue ahead of us may not have cleared."""
+        lst = self.open_by_symbol[symbol]
+        if not lst:
+            return
+        for o in sorted(lst, key=lambda o: o.prio):
+            if not o.is_open:
+                continue
+            through = low_ticks <= o.price_ticks - 1 if o.side == "BUY" else high_ticks >= o.price_ticks + 1
+            if not through:
+                continue
+            want = self._trim_reduce_only(o, o.remaining)
+            if want <= 0:
+                self._cancel(o, "EXPIRED")
+                continue
+            self._fill(o, o.price_ticks, want, maker=True)
+            if o.is_open and o.reduce_only:
+                self._cancel(o, "EXPIRED")
+        self.open_by_symbol[symbol] = [o for o in lst if o.is_open]
 
     def check_liquidations(self) -> None:
         acct = self.account

@@ -1,0 +1,1 @@
+"""`kaizen backtest`: the one engine on a replay clock, strategies side by side, and the report."""

@@ -1,0 +1,111 @@
+"""Training the signal ensemble inside a replay: only on data the DataView lets through (bars closed
+by the training time T, labels whose horizon ends by T), with the edge calibration and its
+out-of-fold evidence in the manifest. Models are cached by the hash of their data and parameters,
+so strategies that ask for the same model at the same time share one training run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from kaizen.config import Config
+from kaizen.engine.strategy import Costs
+from kaizen.errors import DataError
+from kaizen.market.data import Dataset
+
+
+def params_of(cfg: Config):
+    """[models] with the [backtest] training overrides (folds, trees, learning rate, one thread)."""
+    from kaizen.market.data import interval_ms
+    from kaizen.models import ensemble
+
+    mc, bc = cfg.models, cfg.backtest
+    return ensemble.TrainParams(
+        folds=bc.train_folds,
+        embargo_bars=mc.embargo_bars,
+        horizon_bars=mc.horizon_bars,
+        interval_ms=interval_ms(mc.interval),
+        trees=bc.train_trees,
+        max_depth=mc.max_depth,
+        learning_rate=bc.train_learning_rate,
+        meta_trees=bc.train_meta_trees,
+        threads=1,
+    )
+
+
+def data_hash(ds: Dataset) -> str:
+    """Content hash of a dataset's bars, marks and funding (what a model was trained on)."""
+    h = hashlib.sha256()
+    for s in sorted(ds.symbols):
+        d = ds.symbols[s]
+        k = d.klines
+        h.update(s.encode())
+        for a in (k.open_time, k.open, k.high, k.low, k.close, k.volume, d.funding, d.mark_close):
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def train_signal_model(
+    ds: Dataset,
+    cfg: Config,
+    costs: Costs,
+    root: Path,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, dict]:
+    """Train (or find in the cache) the pooled ensemble on `ds`; returns (model dir, its info)."""
+    from kaizen.models import ensemble
+    from kaizen.models.edge import edge_evidence
+    from kaizen.models.training import build
+
+    params = params_of(cfg)
+    dh = data_hash(ds)
+    key_src = json.dumps(
+        {"data": dh, "params": params.base_params(), "meta": params.meta_params(), "p": vars(params),
+         "fee": cfg.fees.taker, "rt": costs.round_trip, "leader": cfg.models.leader},
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    out = root / key
+    if (out / ensemble.MANIFEST).exists():
+        info = json.loads((out / "training.json").read_text())
+        return out, info
+    ts = build(ds, params.horizon_bars, cfg.fees.taker, leader=cfg.models.leader)
+    if len(ts.y) < 500:
+        raise DataError(f"too little history to train before {_iso(ds.end_ms)} ({len(ts.y)} labelled rows)")
+    res = ensemble.train(ts.X, ts.y, ts.ret, ts.t, params, progress=progress)
+    ev = edge_evidence(
+        res.oof_meta, ts.gross, ts.close, ts.t, ts.sid, ts.funding,
+        horizon=params.horizon_bars, interval_ms=params.interval_ms, round_trip=costs.round_trip,
+        lags=params.horizon_bars * len(ts.symbols),
+    )  # fmt: skip
+    info = {
+        "data": {"symbols": list(ds.symbols), "start_ms": int(ts.t.min()), "end_ms": int(ds.end_ms),
+                 "hash": dh, "rows": int(len(ts.y))},
+        "label": {"kind": "net_forward_return", "horizon_bars": params.horizon_bars, "fee_per_side": cfg.fees.taker},
+        "params": {"base": params.base_params(), "base_rounds": params.trees, "meta": params.meta_params(),
+                   "meta_rounds": params.meta_trees, "folds": params.folds, "embargo_bars": params.embargo_bars},
+        "edge": ev,
+        "overall": {k: v for k, v in res.overall.items()},
+    }  # fmt: skip
+    tmp = root / f".{key}.tmp"
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    version = ensemble.save(res, tmp, {k: info[k] for k in ("data", "label", "params", "edge")})
+    info["version"] = version[:16]
+    (tmp / "training.json").write_text(json.dumps(info, sort_keys=True, default=float))
+    if out.exists():  # another process finished the same model first: theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(out)
+    return out, info
+
+
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
