@@ -83,13 +83,14 @@ class _Listener(WSListener):
 class _Watch:
     """One subscribed stream of one symbol and its silence limit."""
 
-    __slots__ = ("symbol", "kind", "name", "route", "limit_ns")
+    __slots__ = ("symbol", "kind", "name", "route", "conn", "limit_ns")
 
-    def __init__(self, symbol: str, kind: type, name: str, route: str, limit_ns: int) -> None:
+    def __init__(self, symbol: str, kind: type, name: str, route: str, conn: str, limit_ns: int) -> None:
         self.symbol = symbol
         self.kind = kind
         self.name = name
-        self.route = route
+        self.route = route  # the route that serves the stream
+        self.conn = conn  # the connection carrying it: the route, or "legacy"
         self.limit_ns = limit_ns
 
 
@@ -139,7 +140,9 @@ class MarketFeed:
                 suffix = name.split("@", 1)[1]
                 kind, cadence = stream_spec(suffix)
                 limit_ns = self._limit_ms(suffix, cadence, overrides) * 1_000_000
-                self._watch.append(_Watch(sym, kind, name, stream_route(name), limit_ns))
+                route = stream_route(name)
+                conn = route if ws_layout == "routed" else "legacy"
+                self._watch.append(_Watch(sym, kind, name, route, conn, limit_ns))
                 streams.append(name)
         groups = group_by_route(streams, ws_layout)
         # route ("public", "market"; "legacy" on the legacy layout) -> combined-stream URL
@@ -148,11 +151,7 @@ class MarketFeed:
             for key, names in groups.items()
         }
         # A (re)connect of the connection carrying the depth diffs means the books must resync.
-        self._book_routes = {
-            key
-            for key, names in groups.items()
-            if any(w.kind is DepthUpdate for w in self._watch if w.name in names)
-        }
+        self._book_routes = {w.conn for w in self._watch if w.kind is DepthUpdate}
         self.processor = StreamProcessor(
             self.symbols, tick, lot, handler=handler, lineage=lineage, request_snapshot=self._request_snapshot
         )
@@ -275,10 +274,17 @@ class MarketFeed:
                 self._transports.pop(route, None)
                 if self._stopping:
                     break
+                ts = time.time_ns()
                 if resyncs_book:
-                    ts = time.time_ns()
                     for sym in self.symbols:
                         self.processor.invalidate(sym, "disconnected", ts)
+                # The other streams of this connection are silent from now on: say so at once
+                # rather than after their silence limits (the books resync on their own).
+                for w in self._watch:
+                    if w.conn == route and w.kind is not DepthUpdate:
+                        reason = f"stream {w.name}: connection to {self._where(w)} lost"
+                        if self.processor.mark_stale(w.symbol, ts, reason, w.kind):
+                            self._counters["stale_events"] += 1
             attempt += 1
             # Exponential backoff with full jitter (AWS style): spreads reconnect storms.
             cap = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt - 1, 30))

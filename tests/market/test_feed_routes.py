@@ -72,7 +72,7 @@ class BarDecider:
             self.decisions.append((bar.symbol, signal, reason))
 
 
-async def _run(sim_layout: str, feed_layout: str, seconds: float, **feed_kw):
+async def _run(sim_layout: str, feed_layout: str, seconds: float, drop_at: float = 0.0, **feed_kw):
     from kaizen.venue.sim import Simulator
 
     sim = Simulator(seed=31, speed=600.0, symbols=SYMBOLS, ws_layout=sim_layout)
@@ -87,6 +87,9 @@ async def _run(sim_layout: str, feed_layout: str, seconds: float, **feed_kw):
     try:
         while time.monotonic() - t0 < seconds:
             await asyncio.sleep(0.02)
+            if drop_at and time.monotonic() - t0 >= drop_at:
+                drop_at = 0.0
+                sim.ws.drop_all()  # every socket cut, no close frame
             for name in feed.silent_streams():
                 stale_at.setdefault(name, time.monotonic() - t0)
         marks = {s: m.mark for s, m in sim.markets.items()}
@@ -149,3 +152,22 @@ def test_legacy_feed_on_todays_venue_reports_the_silent_market_streams_in_time()
         assert h.status[sym] == "stale" and not feed.book(sym).valid
         assert feed.book(sym).last_update_id > 0
     assert feed.stats["depthUpdate"] > 0 and feed.stats["stale_events"] == 4
+
+
+def test_a_lost_connection_marks_its_streams_stale_at_once_and_recovers():
+    feed, h, lin, stale_at, marks, subs = asyncio.run(
+        _run("routed", "routed", 4.0, drop_at=1.5, stale_after_ms=1000, backoff_initial_s=0.2)
+    )
+    assert feed.stats["connects_public"] == 2 and feed.stats["connects_market"] == 2
+    lost = [r for sym, st, r in h.statuses if st == "stale"]
+    for sym in SYMBOLS:
+        for name in (f"{sym.lower()}@aggTrade", f"{sym.lower()}@markPrice@1s"):
+            assert f"stream {name}: connection to /market lost" in lost
+        assert f"stream {sym.lower()}@bookTicker: connection to /public lost" in lost
+        assert h.status[sym] == "valid" and feed.book(sym).valid  # back after the reconnect
+        late = [
+            b for b in h.bars if b.symbol == sym and b.trades > 0 and b.open_time_ns > h.last_ns - 10 * 60e9
+        ]
+        assert late, "no bar with trades after the reconnect"
+    # none of them waited for a silence limit: the loss itself was the news
+    assert not any("silent for" in r for r in lost)

@@ -174,3 +174,26 @@ def test_listen_key_lapses_without_keepalive_and_lives_with_it() -> None:
             assert col.events() == [{"e": "listenKeyExpired", "E": col.events()[0]["E"], "listenKey": key}]
 
     run(go())
+
+
+def test_sim_cli_ws_layout_flag() -> None:
+    import signal
+    import urllib.request
+
+    from tests.sim.test_sim_cli import _spawn
+
+    proc = _spawn("--ws-layout", "legacy-public-only")
+    try:
+        fields = dict(p.split("=", 1) for p in proc.stdout.readline().split()[1:])
+        with urllib.request.urlopen(fields["rest"] + "/_sim/state", timeout=10) as r:
+            assert json.load(r)["wsLayout"] == "legacy-public-only"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    bad = _spawn("--ws-layout", "public")
+    out, err = bad.communicate(timeout=30)
+    assert bad.returncode == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--ws-layout" in err and "routed" in err
