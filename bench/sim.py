@@ -56,15 +56,19 @@ async def _measure(ws: str, pid: int, seconds: float, subscribe: bool) -> tuple[
         def on_ws_frame(self, transport, frame) -> None:  # noqa: ANN001
             L.n += 1
 
-    tr = None
-    if subscribe:
-        names = "/".join(s + x for s in SYMS for x in STREAMS)
-        tr, _ = await ws_connect(L, f"{ws}/stream?streams={names}")
+    from kaizen.market.routes import combined_url, group_by_route
+
+    trs = []
+    if subscribe:  # one connection per route (/public, /market), as the live feed opens them
+        names = [s + x for s in SYMS for x in STREAMS]
+        for route, group in group_by_route(names).items():
+            tr, _ = await ws_connect(L, combined_url(ws, route, group))
+            trs.append(tr)
     await asyncio.sleep(1.0)
     c0, n0, t0 = _cpu(pid), L.n, time.monotonic()
     await asyncio.sleep(seconds)
     c1, n1, t1 = _cpu(pid), L.n, time.monotonic()
-    if tr is not None:
+    for tr in trs:
         tr.disconnect()
     return (c1 - c0) / (t1 - t0) * 100.0, (n1 - n0) / (t1 - t0)
 

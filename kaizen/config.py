@@ -25,7 +25,11 @@ class VenueConfig(_Section):
     name: Literal["binanceusdm", "bybit"] = "binanceusdm"
     # Empty URLs in paper mode mean: start the embedded simulator and use its URLs.
     rest_url: str = ""
+    # The websocket *base* (e.g. wss://fstream.binance.com); the routes /public (book), /market
+    # (trades, mark price) and /private (user data) are derived from it. "legacy": a base still on
+    # Binance's old unrouted layout (/ws, /stream for everything), e.g. a testnet not yet migrated.
     ws_url: str = ""
+    ws_layout: Literal["routed", "legacy"] = "routed"
     api_key_env: str = "KAIZEN_API_KEY"
     api_secret_env: str = "KAIZEN_API_SECRET"
     recv_window_ms: int = 5000
@@ -192,6 +196,13 @@ def _validate(cfg: Config, source: str) -> Config:
     for key, value in {"fees.maker": cfg.fees.maker, "fees.taker": cfg.fees.taker}.items():
         if not -0.01 < value < 0.01:
             raise ConfigError(f"{source}: key '{key}' is a fraction of notional, got {value!r}")
+    if cfg.venue.ws_url:
+        from kaizen.market.routes import check_ws_base
+
+        try:
+            check_ws_base(cfg.venue.ws_url)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: key 'venue.ws_url': {exc}") from None
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
     return cfg

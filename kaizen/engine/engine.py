@@ -164,6 +164,7 @@ class Engine:
             handler=self,
             lineage=self.lineage,
             stale_after_ms=cfg.risk.stale_after_ms,
+            ws_layout=cfg.venue.ws_layout,
         )
         await self.feed.start()
         self._tasks = [

@@ -52,6 +52,8 @@ class SymbolState:
         "lot",
         "bt_pending",
         "last_seen",
+        "seen",
+        "silent",
         "stale",
     )
 
@@ -66,6 +68,9 @@ class SymbolState:
         self.lot = book.lot_size
         self.bt_pending: list[BookTicker] = []  # tickers newer than the book, awaiting the next diff
         self.last_seen = 0  # receive time (ns) of the last message for this symbol
+        self.seen: dict[type, int] = {}  # receive time (ns) of the last message, per event type
+        # Why the symbol is stale: event type (None: the whole symbol) -> the reason given
+        self.silent: dict[type | None, str] = {}
         self.stale = False
 
 
@@ -156,9 +161,11 @@ class StreamProcessor:
             stats["unknown_symbol"] += 1
             return
         st.last_seen = recv_ns
+        kind = type(data)
+        st.seen[kind] = recv_ns
         if st.stale:
-            self._unstale(st, recv_ns)
-        self._dispatch[type(data)](st, data, recv_ns)
+            self._fresh(st, kind, recv_ns)
+        self._dispatch[kind](st, data, recv_ns)
 
     def process_snapshot(self, symbol: str, raw: bytes, recv_ns: int = 0) -> bool:
         """A REST depth snapshot for symbol; True when it was usable."""
@@ -257,7 +264,8 @@ class StreamProcessor:
         if st.state != SYNCED:
             st.state = SYNCED
             book.valid = not st.stale
-            self._status(st.symbol, ts, "valid", f"synced at u={m.u}")
+            if not st.stale:  # a silent stream keeps the symbol stale whatever the book does
+                self._status(st.symbol, ts, "valid", f"synced at u={m.u}")
         h = self.handler
         if h is not None:
             h.on_book(st.symbol, ts, book)
@@ -281,16 +289,26 @@ class StreamProcessor:
         if self.request_snapshot is not None:
             self.request_snapshot(st.symbol)
 
-    def mark_stale(self, symbol: str, ts: int, reason: str) -> bool:
-        """Watchdog: no data for too long. The book is unusable until data resumes; True if this
-        changed the symbol's status."""
+    def mark_stale(self, symbol: str, ts: int, reason: str, kind: type | None = None) -> bool:
+        """Watchdog: a stream (`kind`, the event type it carries) or, with kind None, the whole
+        symbol has been silent too long. The book is unusable until every silent stream speaks
+        again. Each newly silent stream gets its own "stale" status record; True if this one was
+        newly silent."""
         st = self.symbols[symbol.upper()]
-        if st.stale:
+        if kind in st.silent or (kind is None and st.stale):
             return False
+        st.silent[kind] = reason
         st.stale = True
         st.book.valid = False
         self._status(st.symbol, ts, "stale", reason)
         return True
+
+    def _fresh(self, st: SymbolState, kind: type, ts: int) -> None:
+        """A message of `kind` arrived: that stream (and a whole-symbol silence) is over."""
+        st.silent.pop(kind, None)
+        st.silent.pop(None, None)
+        if not st.silent:
+            self._unstale(st, ts)
 
     def _unstale(self, st: SymbolState, ts: int) -> None:
         st.stale = False

@@ -103,11 +103,13 @@ async def run_feed(venue, until, stale_after_ms=5000, timeout=20.0, **kw):
         await runner.cleanup()
 
 
-def test_feed_syncs_from_real_stream(lines):
+@pytest.mark.parametrize("layout, path", [("routed", b"/public/stream"), ("legacy", b"/stream")])
+def test_feed_syncs_from_real_stream(lines, layout, path):
     venue = Venue(lines)
-    feed, h, lin = asyncio.run(run_feed(venue, lambda f, h: f.stats["messages"] >= 3990))
+    feed, h, lin = asyncio.run(run_feed(venue, lambda f, h: f.stats["messages"] >= 3990, ws_layout=layout))
     s = feed.stats
-    assert venue.paths[0] == b"/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker/btcusdt@trade"
+    # depth, bookTicker and trade are all public streams: one connection, on /public when routed
+    assert venue.paths == [path + b"?streams=btcusdt@depth@0ms/btcusdt@bookTicker/btcusdt@trade"]
     assert s["messages"] >= 3990 and s["snapshots_fetched"] == 1 and s["gaps"] == 0
     assert feed.book("BTCUSDT").valid and h.statuses[-1] == "valid"
     assert s["bookticker_checked"] > 1000 and s["bookticker_disagreements"] == 0

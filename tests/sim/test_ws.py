@@ -45,8 +45,12 @@ def test_combined_depth_diffs_chain_and_rebuild_the_snapshot_book() -> None:
         sim = Simulator(seed=5, speed=60.0)
         await sim.start()
         try:
-            streams = "btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@markPrice@1s/btcusdt@bookTicker"
-            tr, col = await _connect(f"{sim.ws_url}/stream?streams={streams}")
+            tr, col = await _connect(
+                f"{sim.ws_url}/public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker"
+            )
+            tr_m, col_m = await _connect(
+                f"{sim.ws_url}/market/stream?streams=btcusdt@aggTrade/btcusdt@markPrice@1s"
+            )
             await asyncio.sleep(0.3)
             async with aiohttp.ClientSession() as s:
                 async with s.get(sim.rest_url + "/fapi/v1/depth?symbol=BTCUSDT&limit=1000") as r:
@@ -56,6 +60,8 @@ def test_combined_depth_diffs_chain_and_rebuild_the_snapshot_book() -> None:
                 async with s.get(sim.rest_url + "/fapi/v1/depth?symbol=BTCUSDT&limit=1000") as r:
                     snap2 = await r.json()
             tr.disconnect()
+            tr_m.disconnect()
+            col.msgs += col_m.msgs
             names = {m["stream"] for m in col.msgs}
             assert names == {
                 "btcusdt@depth@100ms",
@@ -102,7 +108,7 @@ def test_single_stream_raw_payloads_and_dropped_socket_fault() -> None:
         sim = Simulator(seed=5, speed=60.0)
         await sim.start()
         try:
-            tr, col = await _connect(f"{sim.ws_url}/ws/ethusdt@depth@100ms")
+            tr, col = await _connect(f"{sim.ws_url}/public/ws/ethusdt@depth@100ms")
             await asyncio.sleep(0.5)
             assert col.msgs and all(m["e"] == "depthUpdate" and m["s"] == "ETHUSDT" for m in col.msgs)
             tr.send(
@@ -129,8 +135,8 @@ def test_user_data_stream_and_partial_depth() -> None:
 
         async with sim_and_client() as (sim, ex):
             key = (await ex.fapiPrivatePostListenKey())["listenKey"]
-            tr, col = await _connect(f"{sim.ws_url}/ws/{key}")
-            tr2, col2 = await _connect(f"{sim.ws_url}/stream?streams=btcusdt@depth5@100ms")
+            tr, col = await _connect(f"{sim.ws_url}/private/ws/{key}")
+            tr2, col2 = await _connect(f"{sim.ws_url}/public/stream?streams=btcusdt@depth5@100ms")
             o = await ex.create_order(BTC, "market", "buy", 0.004, None, {"newClientOrderId": "ud-1"})
             await asyncio.sleep(0.4)
             tr.disconnect()
@@ -159,7 +165,7 @@ def test_websocket_latency_fault_delays_messages() -> None:
         await sim.start()
         try:
             t0 = time.monotonic()
-            tr, col = await _connect(f"{sim.ws_url}/ws/btcusdt@depth@100ms")
+            tr, col = await _connect(f"{sim.ws_url}/public/ws/btcusdt@depth@100ms")
             while not col.msgs:
                 await asyncio.sleep(0.01)
             first = time.monotonic() - t0

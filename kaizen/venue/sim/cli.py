@@ -52,6 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="0..9",
         help="Binance USD-M VIP fee tier (default: regular, 0.02 %% maker / 0.05 %% taker)",
     )
+    p.add_argument(
+        "--ws-layout",
+        default="routed",
+        choices=("routed", "legacy-public-only", "legacy"),
+        help="websocket entry points: 'routed' (default; Binance since 2026-04-23: /public, /market, "
+        "/private, and the unrouted /ws, /stream carry public streams only), 'legacy-public-only' "
+        "(only the unrouted paths, public streams only), 'legacy' (only the unrouted paths, every stream)",
+    )
     p.set_defaults(func=_sim)
 
 
@@ -137,6 +145,7 @@ def _sim(args: argparse.Namespace) -> int:
             replay_start_ms=start_ms,
             faults=faults,
             fee_tier=args.fee_tier,
+            ws_layout=args.ws_layout,
         )
         try:
             await sim.start()

@@ -109,9 +109,9 @@ class RestApi:
                 "makerCommissionRate": f"{ex.maker_fee:.6f}",
                 "takerCommissionRate": f"{ex.taker_fee:.6f}",
             },
-            ("POST", "/fapi/v1/listenKey"): lambda p: {"listenKey": self.sim.listen_key},
-            ("PUT", "/fapi/v1/listenKey"): lambda p: {},
-            ("DELETE", "/fapi/v1/listenKey"): lambda p: {},
+            ("POST", "/fapi/v1/listenKey"): lambda p: self.sim.listen_key_post(),
+            ("PUT", "/fapi/v1/listenKey"): lambda p: self.sim.listen_key_put(),
+            ("DELETE", "/fapi/v1/listenKey"): lambda p: self.sim.listen_key_delete(),
         }
         # listenKey endpoints need only the API key on Binance, no signature
         self.key_only = {
@@ -131,6 +131,8 @@ class RestApi:
             ("POST", "/_sim/advance"): lambda b: self.sim.advance(float(b.get("ms", 0))),
             ("POST", "/_sim/drop_ws"): lambda b: {"dropped": self.sim.ws.drop_all()},
             ("POST", "/_sim/step"): lambda b: self.sim.step_once() or {},
+            ("POST", "/_sim/expire_listen_key"): lambda b: self.sim.expire_listen_key(),
+            ("GET", "/_sim/listen_key_log"): lambda b: self.sim.listen_key_log,
         }
         self.unknown_paths: list[str] = []
         self.internal_errors = 0

@@ -81,6 +81,8 @@ class Simulator:
         replay_interval: str = "1h",
         replay_start_ms: int | None = None,
         fee_tier: int | None = None,
+        ws_layout: str = "routed",
+        listen_key_ttl_s: float = 3600.0,
     ) -> None:
         unknown = [s for s in symbols if s not in SPECS]
         if unknown:
@@ -128,9 +130,14 @@ class Simulator:
         self.exchange.fee_tier = self.fee_tier
         self.faults = Faults()
         self.fault_log: list[dict[str, Any]] = []
-        self.listen_key = secrets.token_hex(32)
-        self.ws = WsHub(host, ws_port)
-        self.exchange.listeners.append(lambda ev: self.ws.publish(self.listen_key.lower(), ev))
+        # User-data stream: one listenKey at a time, valid listen_key_ttl_s of wall time after
+        # its POST or last PUT (Binance: 60 min); "" until a client asks for one.
+        self.listen_key = ""
+        self.listen_key_ttl_s = float(listen_key_ttl_s)
+        self.listen_key_expires = 0.0
+        self.listen_key_log: list[dict[str, Any]] = []  # POST/PUT/DELETE/expired, for tests
+        self.ws = WsHub(host, ws_port, ws_layout)
+        self.exchange.listeners.append(self._publish_user_event)
         self.rest = RestApi(self)
         if faults:
             self.set_faults(dict(faults))
@@ -185,6 +192,49 @@ class Simulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- user-data stream -------------------------------------------------------------------
+    def listen_key_post(self) -> dict[str, Any]:
+        """POST /fapi/v1/listenKey: the active key (extended), or a new one."""
+        if not self._listen_key_valid():
+            self.listen_key = secrets.token_hex(32)
+        self.listen_key_expires = time.monotonic() + self.listen_key_ttl_s
+        self.listen_key_log.append({"op": "POST", "wall": time.monotonic()})
+        return {"listenKey": self.listen_key}
+
+    def listen_key_put(self) -> dict[str, Any]:
+        """PUT /fapi/v1/listenKey: extend the active key; -1125 when there is none (Binance)."""
+        from kaizen.venue.sim.exchange import SimError
+
+        if not self._listen_key_valid():
+            self.listen_key_log.append({"op": "PUT", "wall": time.monotonic(), "error": -1125})
+            raise SimError(-1125, "This listenKey does not exist.")
+        self.listen_key_expires = time.monotonic() + self.listen_key_ttl_s
+        self.listen_key_log.append({"op": "PUT", "wall": time.monotonic()})
+        return {"listenKey": self.listen_key}
+
+    def listen_key_delete(self) -> dict[str, Any]:
+        """DELETE /fapi/v1/listenKey: closes the stream; Binance pushes `listenKeyExpired` down it."""
+        self.listen_key_log.append({"op": "DELETE", "wall": time.monotonic()})
+        if self._listen_key_valid():
+            self.expire_listen_key()
+        return {}
+
+    def expire_listen_key(self) -> dict[str, Any]:
+        """The key lapses now: its subscribers get `listenKeyExpired` and nothing after it."""
+        key = self.listen_key
+        if key:
+            self.listen_key_expires = 0.0
+            self.listen_key_log.append({"op": "expired", "wall": time.monotonic()})
+            self.ws.publish(key.lower(), {"e": "listenKeyExpired", "E": str(self.now_ms()), "listenKey": key})
+        return {"expired": bool(key)}
+
+    def _listen_key_valid(self) -> bool:
+        return bool(self.listen_key) and time.monotonic() < self.listen_key_expires
+
+    def _publish_user_event(self, ev: dict[str, Any]) -> None:
+        if self._listen_key_valid():
+            self.ws.publish(self.listen_key.lower(), ev)
 
     # -- clock ------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -253,6 +303,8 @@ class Simulator:
             "wallet": ex.account.wallet,
             "nextFundingTime": ex.next_funding,
             "wsConnections": len(self.ws.conns),
+            "wsLayout": self.ws.layout,
+            "wsRoutes": sorted({c.route for c in self.ws.conns}),
             "wsDropped": self.ws.dropped,
             "unknownPaths": self.rest.unknown_paths,
             "markets": {
@@ -344,6 +396,8 @@ class Simulator:
         ex = self.exchange
         ex.settle_funding(now)
         ex.check_liquidations()
+        if self.listen_key and 0 < self.listen_key_expires <= wall:
+            self.expire_listen_key()
         if wall >= self._next_mark_1s:
             self._next_mark_1s = wall + 1.0
             self._publish_marks(now, "@markPrice@1s")
