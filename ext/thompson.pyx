@@ -854,58 +854,68 @@ cdef inline int64_t _now_ns() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
-def bench_draw_ns(ThompsonPortfolio p, long reps):
-    """Mean ns per posterior draw: `reps` sweeps over every active arm with the C draw function."""
-    cdef long r
+def bench_draw_ns(ThompsonPortfolio p, long reps, long chunks=1):
+    """ns per posterior draw: `chunks` timings of `reps` sweeps over every active arm with the C draw
+    function (an array of per-draw means, one per chunk; take the median on a shared machine)."""
+    cdef long r, c
     cdef int i, n = p.n
     cdef double sink = 0.0
     cdef int64_t t0, t1
     cdef long draws = 0
     for i in range(n):
         draws += p.arms[i].active
+    res = np.empty(chunks, dtype=np.float64)
+    cdef double[::1] rv = res
     with nogil:
-        t0 = _now_ns()
-        for r in range(reps):
-            for i in range(n):
-                if p.arms[i].active:
-                    sink += _draw(&p.rng, &p.arms[i])
-        t1 = _now_ns()
+        for c in range(chunks):
+            t0 = _now_ns()
+            for r in range(reps):
+                for i in range(n):
+                    if p.arms[i].active:
+                        sink += _draw(&p.rng, &p.arms[i])
+            t1 = _now_ns()
+            rv[c] = (t1 - t0) / <double>(reps * draws)
     p.last_draw = sink
-    return (t1 - t0) / <double>(reps * draws)
+    return res
 
 
-def bench_rng_ns(str which, long reps, double shape=2.0):
-    """Mean ns per variate of the raw generators: 'u64', 'uniform', 'normal', 'gamma', 'beta'."""
+def bench_rng_ns(str which, long reps, double shape=2.0, long chunks=1):
+    """ns per variate of the raw generators ('u64', 'uniform', 'normal', 'gamma', 'beta'):
+    `chunks` timings of `reps` variates each (array of per-variate means)."""
     cdef Xoshiro r
     cdef GammaC g
-    cdef long i
+    cdef long i, c
     cdef double sink = 0.0
     cdef uint64_t usink = 0
     cdef int64_t t0, t1
     cdef int w = {"u64": 0, "uniform": 1, "normal": 2, "gamma": 3, "beta": 4}[which]
+    res = np.empty(chunks, dtype=np.float64)
+    cdef double[::1] rv = res
     rng_seed(&r, 12345)
     _gamma_setup(&g, shape)
     with nogil:
-        t0 = _now_ns()
-        if w == 0:
-            for i in range(reps):
-                usink += _next(&r)
-        elif w == 1:
-            for i in range(reps):
-                sink += _uniform(&r)
-        elif w == 2:
-            for i in range(reps):
-                sink += _normal(&r)
-        elif w == 3:
-            for i in range(reps):
-                sink += _gamma(&r, &g)
-        else:
-            for i in range(reps):
-                sink += _beta2(&r, &g, &g)
-        t1 = _now_ns()
+        for c in range(chunks):
+            t0 = _now_ns()
+            if w == 0:
+                for i in range(reps):
+                    usink += _next(&r)
+            elif w == 1:
+                for i in range(reps):
+                    sink += _uniform(&r)
+            elif w == 2:
+                for i in range(reps):
+                    sink += _normal(&r)
+            elif w == 3:
+                for i in range(reps):
+                    sink += _gamma(&r, &g)
+            else:
+                for i in range(reps):
+                    sink += _beta2(&r, &g, &g)
+            t1 = _now_ns()
+            rv[c] = (t1 - t0) / <double>reps
     if sink == 12345.6789 and usink == 1:
         print("")  # keeps the loops from being optimised away
-    return (t1 - t0) / <double>reps
+    return res
 
 
 def bench_choice_ns(ThompsonPortfolio p, long reps, bint with_update=False, double reward=0.0):
