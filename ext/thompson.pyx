@@ -51,14 +51,25 @@ m0 = 0 bps: a priori a variant earns what `flat` earns, nothing, net of costs. I
 edge to be preferred, and the shrinkage toward 0 (k0 pseudo-observations) is the skeptical direction
 for money. k0 = 1: one pseudo-observation, so the data dominate after a handful of rewards.
 a0 = 1, b0 = a0 * scale^2 with scale = 100 bps (the order of a 1-4 h crypto return): the prior
-expects a precision of 1/scale^2 but is heavy-tailed in the variance (a0 = 1 is two
-pseudo-observations; the prior mean of sigma^2 is infinite). The cited work shows that priors which
-let the posterior believe in a small variance too early (Jeffreys' prior, and more generally a
-large posterior shape offset) make Thompson sampling stop visiting an arm whose first rewards were
-unluckily low; a small a0 keeps the posterior's tails (Student-t with 2a degrees of freedom) heavy
-while evidence is thin, and discounting caps the evidence at about 1/(1 - gamma) observations, so
-an abandoned arm's posterior widens back to this prior and is sampled again. Every prior parameter
-is configurable ([policy.prior]) and a new candidate can enter with its own ([policy.candidate]).
+expects a precision of 1/scale^2 (E[tau] = a0/b0) but is heavy-tailed in the variance (the prior
+mean of sigma^2 is infinite); a0 = 1 weighs as two observations of the variance.
+Why heavy tails: for priors pi(mu, sigma^2) ~ (sigma^2)^(-1-alpha), Thompson sampling is
+asymptotically optimal only for alpha < 0; the reference prior (alpha = 0) and Jeffreys' (1/2) are
+not (Honda and Takemura; Lee et al. above): a posterior that believes in a small variance after a
+few unlucky rewards stops visiting the arm. The marginal posterior of mu here is a Student-t with
+2a = 2 a0 + n degrees of freedom, so a small a0 keeps it heavy-tailed while evidence is thin. An
+improper prior of that family (b0 = 0, a0 <= 0) is not an option: discounting returns an unplayed
+arm to its prior, so the prior must be proper to be sampled, and it matters for good, not just at
+the start (evidence saturates at w / (1 - gamma) rewards). In shape, a proper prior sits on the
+light side of the optimal family (a0 + n/2 against (n - 1)/2 + alpha, alpha < 0); b0 > 0
+compensates where it counts, with thin evidence, where it dominates b. The cost of heavy tails under
+discounting is steady exploration: with K arms each arm must be re-sampled often enough to keep its
+posterior below the leader's (measured in tests/policy/test_behaviour.py and the README).
+Beta–Bernoulli: Beta(1, 1), uniform over the win rate (one-parameter model, where Thompson sampling
+with the uniform prior is asymptotically optimal: Agrawal and Goyal 2012, Kaufmann et al. 2012);
+`flat` is a fixed win rate of 0.5 there (a variant must win more often than it loses).
+Every prior parameter is configurable ([policy.prior]); a new candidate enters with its own
+([policy.candidate_prior]).
 
 `flat` (flat=True) is arm 0: a point mass at `flat_value` (0 bps for Normal–Gamma), never updated.
 It wins a decision when every other arm's draw is below it, so it wins most decisions once every
