@@ -1,6 +1,7 @@
 """Plain-Python reference of kaizen.ext.thompson: the same generator and the same arithmetic in the
 same order, so for a given seed it makes the same draws and choices bit for bit (the tests check
-this). It proves the algorithm; the Cython module is the one to use (about 100x faster).
+this). It proves the algorithm; the Cython module is the one to use (a 16-variant choice takes
+~200 us here and ~0.3 us there).
 
 See ext/thompson.pyx for the model, the discounting and the prior.
 """
