@@ -42,6 +42,10 @@ if NATIVE:
 # Extra C sources or libraries per module, for modules that wrap C helpers.
 EXTRA_SOURCES: dict[str, list[str]] = {}
 EXTRA_LIBS: dict[str, list[str]] = {}
+# Extra compiler flags per module. thompson: no fused multiply-add contraction (-march=native and
+# aarch64 would otherwise fuse a*b+c), so its draws are bit-identical across platforms and to the
+# plain-Python reference.
+EXTRA_CFLAGS: dict[str, list[str]] = {"thompson": ["-ffp-contract=off"]}
 
 
 def extensions() -> list[Extension]:
@@ -54,7 +58,7 @@ def extensions() -> list[Extension]:
                 [f"ext/{pyx.name}", *EXTRA_SOURCES.get(name, [])],
                 include_dirs=[numpy.get_include(), "ext"],
                 define_macros=macros,
-                extra_compile_args=cflags,
+                extra_compile_args=cflags + EXTRA_CFLAGS.get(name, []),
                 libraries=EXTRA_LIBS.get(name, []),
             )
         )

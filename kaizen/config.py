@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from kaizen.errors import ConfigError
 
@@ -154,6 +155,74 @@ class EngineConfig(_Section):
     flatten_on_stop: bool = True
 
 
+# --- policy: roles, variants and the Thompson-sampling portfolio (kaizen/policy) ------------------
+Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)]
+Positive = Annotated[float, Meta(gt=0.0, le=1e12)]
+
+
+class PriorConfig(_Section):
+    """Prior of a variant's reward per decision (bps, net of fees and funding).
+
+    kind "normal_gamma": tau ~ Gamma(alpha, rate = alpha * scale_bps^2), mu | tau ~ N(mean,
+    1 / (kappa tau)); `beta` is unused. kind "beta": Beta(alpha, beta) over the win rate; `mean`,
+    `kappa` and `scale_bps` are unused. Why these defaults: ext/thompson.pyx."""
+
+    mean: Annotated[float, Meta(ge=-10_000.0, le=10_000.0)] = 0.0
+    kappa: Positive = 1.0
+    alpha: Positive = 1.0
+    scale_bps: Positive = 100.0
+    beta: Positive = 1.0
+
+
+class VariantConfig(_Section):
+    """A trained model configuration competing for a role's decisions."""
+
+    id: Name
+    features: list[str] = []  # feature names the model reads (empty: the full surface)
+    horizon_bars: Annotated[int, Meta(ge=1, le=10_000)] = 4
+    train_days: Annotated[int, Meta(ge=1, le=100_000)] = 365  # training window
+    params: dict[str, float | int | str | bool] = {}  # hyper-parameters
+
+
+class StyleConfig(_Section):
+    name: Name
+    variants: list[VariantConfig] = []
+
+
+class RoleConfig(_Section):
+    """Restrict one role (symbol, regime, style) to some of its style's variants."""
+
+    symbol: str
+    regime: Name
+    style: Name
+    variants: list[Name]
+
+
+class PolicyConfig(_Section):
+    kind: Literal["normal_gamma", "beta"] = "normal_gamma"
+    discount: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.99  # per decision; memory 1/(1 - discount)
+    prior: PriorConfig = msgspec.field(default_factory=PriorConfig)
+    shadow_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.25  # counterfactual rewards' weight
+    # Retire a variant whose probability of being best stays below retire_threshold for
+    # retire_window decisions, once it has min_sample weighted rewards.
+    retire_threshold: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.02
+    retire_window: Annotated[int, Meta(ge=1, le=10_000_000)] = 500
+    min_sample: Annotated[float, Meta(ge=0.0, le=1e9)] = 100.0
+    check_every: Annotated[int, Meta(ge=1, le=1_000_000)] = 10  # decisions between retirement checks
+    prob_best_samples: Annotated[int, Meta(ge=100, le=1_000_000)] = 1000
+    # A new candidate enters with this prior and at most this share of the role's risk until it has
+    # min_sample weighted rewards.
+    candidate_prior: PriorConfig = msgspec.field(default_factory=PriorConfig)
+    candidate_risk_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.25
+    beta_flat_value: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5  # kind "beta": flat's win rate
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0  # roles derive their bandit seeds from it
+    regimes: list[Name] = msgspec.field(
+        default_factory=lambda: ["trend_low", "trend_high", "range_low", "range_high"]
+    )
+    styles: list[StyleConfig] = []
+    roles: list[RoleConfig] = []
+
+
 class Config(_Section):
     mode: Literal["live", "paper"] = "paper"
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT", "ETHUSDT"])
@@ -167,6 +236,7 @@ class Config(_Section):
     lineage: LineageConfig = msgspec.field(default_factory=LineageConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    policy: PolicyConfig = msgspec.field(default_factory=PolicyConfig)
 
     def api_credentials(self) -> tuple[str, str]:
         """Read the key and secret from the environment variables the config names."""
@@ -205,7 +275,49 @@ def _validate(cfg: Config, source: str) -> Config:
             raise ConfigError(f"{source}: key 'venue.ws_url': {exc}") from None
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
+    _validate_policy(cfg, source)
     return cfg
+
+
+def _validate_policy(cfg: Config, source: str) -> None:
+    """Cross-references msgspec cannot check: unique names, `flat` reserved, role overrides that
+    name a known symbol, regime, style and variants."""
+    pol = cfg.policy
+
+    def dup(names: list[str]) -> str | None:
+        seen: set[str] = set()
+        return next((n for n in names if n in seen or seen.add(n)), None)
+
+    if (d := dup(pol.regimes)) is not None:
+        raise ConfigError(f"{source}: 'policy.regimes' lists {d!r} twice")
+    if (d := dup([s.name for s in pol.styles])) is not None:
+        raise ConfigError(f"{source}: 'policy.styles' declares style {d!r} twice")
+    styles = {}
+    for st in pol.styles:
+        ids = [v.id for v in st.variants]
+        if "flat" in ids:
+            raise ConfigError(
+                f"{source}: style {st.name!r}: variant id 'flat' is reserved (flat is always variant 0)"
+            )
+        if (d := dup(ids)) is not None:
+            raise ConfigError(f"{source}: style {st.name!r} declares variant {d!r} twice")
+        styles[st.name] = set(ids)
+    seen_roles: set[tuple[str, str, str]] = set()
+    for r in pol.roles:
+        where = f"policy.roles ({r.symbol}, {r.regime}, {r.style})"
+        if r.symbol not in cfg.symbols:
+            raise ConfigError(f"{source}: {where}: symbol {r.symbol!r} is not in 'symbols'")
+        if r.regime not in pol.regimes:
+            raise ConfigError(f"{source}: {where}: regime {r.regime!r} is not in 'policy.regimes'")
+        if r.style not in styles:
+            raise ConfigError(f"{source}: {where}: style {r.style!r} is not declared in 'policy.styles'")
+        unknown = [v for v in r.variants if v != "flat" and v not in styles[r.style]]
+        if unknown:
+            raise ConfigError(f"{source}: {where}: unknown variant {unknown[0]!r} of style {r.style!r}")
+        key = (r.symbol, r.regime, r.style)
+        if key in seen_roles:
+            raise ConfigError(f"{source}: {where} is listed twice")
+        seen_roles.add(key)
 
 
 def loads(text: str | bytes, source: str = "<config>") -> Config:

@@ -179,11 +179,46 @@ class Rollback(Base, tag="rollback"):
 
 
 class BanditUpdate(Base, tag="bandit"):
+    """A variant's posterior after a reward (kaizen.policy). kind "normal_gamma": alpha and beta
+    are the shape and rate of the Gamma posterior of the reward's precision, mean and kappa the
+    Normal part (mu | tau ~ N(mean, 1 / (kappa tau))); kind "beta": alpha and beta of the Beta
+    posterior of the win rate, mean = alpha / (alpha + beta). n_eff is the discounted evidence."""
+
     role: str
     variant: str
-    reward: float
+    reward: float  # bps net of fees and funding (as given to the role's portfolio)
     alpha: float
     beta: float
+    kind: str = "normal_gamma"
+    mean: float = 0.0
+    kappa: float = 0.0
+    n_eff: float = 0.0
+    weight: float = 1.0  # 1 for the traded variant, the shadow weight for counterfactual rewards
+    shadow: bool = False
+    decision: int = 0  # the role's decision clock
+
+
+class BanditChoice(Base, tag="bandit_choice"):
+    """The variant a role's Thompson draw picked for a decision."""
+
+    role: str
+    variant: str
+    draw: float  # the winning posterior draw
+    decision: int  # the role's decision clock after this choice
+    risk_cap: float = 1.0  # share of the role's risk the variant may use (< 1 while a candidate)
+
+
+class VariantChange(Base, tag="variant_change"):
+    """A variant entering a role's portfolio, graduating from candidate, or being retired."""
+
+    role: str
+    variant: str
+    action: str  # "enter" | "graduate" | "retire"
+    reason: str = ""
+    prob_best: float = 0.0
+    evidence: float = 0.0  # weighted rewards seen
+    risk_cap: float = 1.0
+    decision: int = 0
 
 
 Record = (
@@ -207,6 +242,8 @@ Record = (
     | DriftAlarm
     | Rollback
     | BanditUpdate
+    | BanditChoice
+    | VariantChange
 )
 
 RECORD_TYPES: dict[str, type[Base]] = {cls.__struct_config__.tag: cls for cls in Record.__args__}
