@@ -114,7 +114,7 @@ class LoopConfig(_Section):
     gate_alpha: Annotated[float, msgspec.Meta(gt=0, lt=0.5)] = 0.05
     gate_min_dsr: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.95
     gate_min_decisions: Annotated[int, msgspec.Meta(ge=10)] = 200
-    gate_test: Literal["dm", "bootstrap", "both"] = "dm"
+    gate_test: Literal["dm", "bootstrap", "both"] = "both"
     gate_horizon: Annotated[int, msgspec.Meta(ge=1)] = 1
     gate_bootstrap_reps: Annotated[int, msgspec.Meta(ge=99)] = 999
     gate_max_pbo: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None

@@ -7,7 +7,9 @@ the number of trials ever run for the role. A candidate is promoted when all of 
 1. sample: at least `min_decisions` paired decisions;
 2. luck: a one-sided paired test of H1 "E[candidate - champion] > 0" gives p < `alpha`
    (`test = "dm"`: Diebold-Mariano with the Harvey-Leybourne-Newbold correction and a Newey-West
-   long-run variance; `"bootstrap"`: paired stationary block bootstrap; `"both"`: both must pass);
+   long-run variance; `"bootstrap"`: paired stationary block bootstrap; `"both"`, the default: both
+   must pass. Measured on fat-tailed, autocorrelated nulls (tests/loop/test_gate.py), DM-HLN alone
+   rejects 5-7 % at alpha 5 %, the bootstrap 4-7 %, both together 4-5 %, for ~1 point of power);
 3. overfitting: the candidate's deflated Sharpe ratio, counting every trial of the role, is
    >= `min_dsr` (0.95);
 4. optionally, when the per-decision returns of the role's trials are given and `max_pbo` is set,
@@ -46,7 +48,7 @@ class GateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     alpha: float = 0.05
     min_dsr: float = 0.95
     min_decisions: int = 200
-    test: Literal["dm", "bootstrap", "both"] = "dm"
+    test: Literal["dm", "bootstrap", "both"] = "both"
     horizon: int = 1  # decisions an outcome overlaps (sets the minimum Newey-West lag: horizon - 1)
     bootstrap: Literal["stationary", "circular"] = "stationary"
     reps: int = 999
