@@ -133,7 +133,11 @@ def test_bootstrap_calibration_restores_the_target_on_dependent_residuals():
     e = rng.standard_t(4, 6004)
     resid = e[3:] + e[2:-1] + e[1:-2] + e[:-3]  # 4-bar overlapping sum: lag-1 autocorrelation 0.75
     gauss = drift.calibrate(500, warmup=100, seed=9402, validate=False)
-    boot = drift.calibrate(500, warmup=100, residuals=resid, seed=9403, streams=800)
+    mon, cals = DriftMonitor.calibrated(
+        "signal", {"pnl": resid}, arl0=500, warmup=100, seed=9403, streams=800
+    )
+    boot = cals["pnl"]
+    assert mon.threshold("pnl") == boot.threshold and boot.source.startswith("bootstrap")
     sampler = drift.StationaryBootstrapSampler(resid)
     rl = drift.simulate_run_lengths(
         [gauss.threshold], warmup=100, streams=800, horizon=2000, seed=9404, sampler=sampler
