@@ -23,6 +23,8 @@ live in ONE file, so a move of any number of pointers is committed by one atomic
     2. rename it over pointers.json, fsync the directory            <- the commit point;
     3. hand the outbox records to the lineage appender and flush it (if it has `flush`);
     4. write `emitted` = txn (write-then-rename; not fsync'd: losing it only re-emits).
+    If the appender fails at 3, the move stands (it is committed; a warning is logged) and its
+    records stay in the outbox, carried into the next commit, until a delivery succeeds.
 
 A crash before 2 leaves the previous state (and a temp file `recover()` deletes); a crash after 2
 leaves the new state, and `recover()` (run on open) re-emits the outbox when `emitted` < txn. So
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -64,6 +67,7 @@ _TMP = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
 # "state_tmp", "state_renamed", "state_synced", "emitted", "marked"). Crash tests set it in a child
 # process to SIGKILL itself at one exact step; it is None otherwise.
 _FAULT: Callable[[str], None] | None = None
+log = logging.getLogger(__name__)
 
 
 def _fault(step: str) -> None:
@@ -515,6 +519,8 @@ class ModelRegistry:
             )
             change(after)
             txn = st.txn + 1
+            # Records of earlier commits whose delivery failed ride along until one succeeds.
+            pending = list(st.outbox) if self._emitted() < st.txn else []
             records = [
                 PointerMove(
                     id=new_id(),
@@ -533,11 +539,14 @@ class ModelRegistry:
             ]
             roles = dict(st.roles)
             roles[role] = after
-            new_state = _State(txn=txn, roles=roles, outbox=records)
+            new_state = _State(txn=txn, roles=roles, outbox=pending + records)
             self._check(new_state)
             _write_durable(self.root / STATE_FILE, _enc.encode(new_state), step="state")
             self._state = new_state
-            self._deliver(new_state)
+            try:
+                self._deliver(new_state)
+            except Exception as exc:  # the move is committed; its records wait in the outbox
+                log.warning("registry commit %d: lineage delivery failed (%s); will retry", txn, exc)
             return records
 
     # --- checks ---------------------------------------------------------------------------------

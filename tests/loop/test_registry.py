@@ -218,3 +218,28 @@ def test_moves_reach_a_real_lineage_log(tmp_path):
 
 def test_failpoint_hook_is_off_by_default():
     assert regmod._FAULT is None
+
+
+class FailingSink(Sink):
+    def __init__(self):
+        super().__init__()
+        self.fail = True
+
+    def append(self, rec):
+        if self.fail:
+            raise OSError("disk full")
+        super().append(rec)
+
+
+def test_failed_delivery_keeps_the_move_and_retries(tmp_path):
+    sink = FailingSink()
+    reg = ModelRegistry(tmp_path, lineage=sink)
+    a = _reg(reg).version
+    first = reg.add_shadow("signal", a, reason="r")  # committed even though the log refused it
+    assert reg.shadows("signal") == [a] and sink.records == []
+    sink.fail = False
+    second = reg.promote("signal", a, reason="r")
+    assert sink.records == first + second  # the earlier records ride along with the next commit
+    again = Sink()
+    ModelRegistry(tmp_path, lineage=again)
+    assert again.records == []
