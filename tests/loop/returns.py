@@ -91,7 +91,10 @@ def scenario(
 
 
 def population_sharpe(rng: np.random.Generator, **kw) -> tuple[float, float]:
-    """Per-decision Sharpe of the candidate and of candidate - champion, from one large sample."""
+    """Typical per-decision Sharpe of the candidate and of candidate - champion: the median over 250
+    independent paths of 4,000 decisions of each path's Sharpe. (With t(4) GARCH bars the 4th
+    moment is infinite, so one pooled sample's sd -- and a pooled Sharpe -- swings with the largest
+    excursion; the median path is the stable statement.)"""
     champ, cand = scenario(rng, 4000, 250, **kw)
     d = cand - champ
-    return float(cand.mean() / cand.std()), float(d.mean() / d.std())
+    return float(np.median(cand.mean(0) / cand.std(0))), float(np.median(d.mean(0) / d.std(0)))

@@ -101,7 +101,7 @@ def test_autocorrelation_would_fool_an_iid_test():
 
 def test_real_edge_is_promoted_within_the_shadow_period():
     """Edge: 0.3 outcome-sd per in-position decision, net of 0.1 per unit turnover, against a flat
-    champion: per-decision net Sharpe ~0.17. Shadow period: 1,000 decisions (about 10 days of 4
+    champion: per-decision net Sharpe ~0.18. Shadow period: 1,000 decisions (about 10 days of 4
     symbols x 24 hourly decisions), 10 trials counted in the DSR: promoted in >= 90 % of trials
     (bench/gate_power.py prints the whole edge x shadow-length table)."""
     kw = dict(edge=0.3, cost=0.1, horizon=4)
