@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
+import select
 import signal
 import time
 from collections import defaultdict
@@ -155,15 +156,21 @@ def _run(tmp_path: Path, trials: int, seed: int, faults: list[tuple[str, int]] |
             if p.exitcode is None:  # the step was not reached in time: kill it anyway
                 os.kill(p.pid, signal.SIGKILL)
         else:
+            data = b""
             if rng.random() < 0.1:
                 time.sleep(rng.uniform(0, 0.01))  # sometimes while opening / recovering
                 stats["during_open"] += 1
             else:
-                time.sleep(rng.uniform(0.01, 0.12))
+                # once the child is moving pointers (first report in), at a random moment after
+                ready, _, _ = select.select([rfd], [], [], 20)
+                assert ready, "child reported no move within 20 s"
+                data = os.read(rfd, 1 << 16)
+                time.sleep(rng.uniform(0.0, 0.08))
             os.kill(p.pid, signal.SIGKILL)
         p.join()
         assert p.exitcode == -signal.SIGKILL, f"child exited with {p.exitcode}, not killed"
-        data = b""
+        if fault:
+            data = b""
         while chunk := os.read(rfd, 1 << 16):
             data += chunk
         os.close(rfd)
@@ -180,7 +187,7 @@ def _run(tmp_path: Path, trials: int, seed: int, faults: list[tuple[str, int]] |
 def test_sigkill_during_moves_60_trials(tmp_path):
     s = _run(tmp_path, trials=60, seed=11)
     print(f"registry crash test: {s}")
-    assert s["kills"] == 60 and s["acked"] >= 60 and s["commits"] >= s["acked"]
+    assert s["kills"] == 60 and s["acked"] >= 50 and s["commits"] >= s["acked"]
 
 
 def test_sigkill_at_every_write_step(tmp_path):
