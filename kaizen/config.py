@@ -7,6 +7,7 @@ the API key and secret.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -100,7 +101,13 @@ class BacktestConfig(_Section):
     spread_bps: float = 1.0  # full quoted spread; a taker fill pays half of it
     slippage_bps: float = 1.0  # per taker fill, on top of half the spread
     strategies: list[str] = msgspec.field(
-        default_factory=lambda: ["buy_and_hold", "baseline_momentum", "snapshot", "periodic_retrain", "kaizen"]
+        default_factory=lambda: [
+            "buy_and_hold",
+            "baseline_momentum",
+            "snapshot",
+            "periodic_retrain",
+            "kaizen",
+        ]
     )
     retrain_every_days: float = 30.0  # periodic_retrain
     train_window_days: float = 730.0  # rolling training window of the retraining strategies
@@ -118,10 +125,64 @@ class BacktestConfig(_Section):
     flatten_at_end: bool = True  # close every position at the last bar (costs included)
 
 
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_EXECUTOR = re.compile(r"^(local|dask://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
+
+
+def duration_seconds(text: str) -> float:
+    """'90m', '12h', '1d', '3600s' -> seconds; ValueError otherwise."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like '30m', '12h' or '1d'")
+    return float(m.group(1)) * _DURATION_UNIT[m.group(2)]
+
+
 class LoopConfig(_Section):
-    retrain_every_hours: float = 24.0
-    shadow_hours: float = 24.0
-    drift_threshold: float = 3.0
+    """The improvement loop (issue 15): retrain schedule, shadow period, validation gate, drift
+    monitor and the training executor."""
+
+    # Schedule. `retrain_every` is a duration ("1d", "12h", "90m"); `shadow_days` the shadow period
+    # before the gate decides. The *_hours keys are the older spelling of the same two settings:
+    # give one of each pair, not both (unset, the defaults are one day and three days).
+    retrain_every: str | None = None
+    retrain_every_hours: Positive | None = None
+    shadow_days: Positive | None = None
+    shadow_hours: Positive | None = None
+    # Training executor: "local" (a process pool of executor_workers processes) or
+    # "dask://HOST:PORT" (an existing Dask scheduler; needs the `dask` extra).
+    executor: str = "local"
+    executor_workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+    # Validation gate (kaizen.loop.gate): one-sided paired test at gate_alpha on per-decision net
+    # differences, deflated Sharpe >= gate_min_dsr counting every trial of the role.
+    gate_alpha: Annotated[float, msgspec.Meta(gt=0, lt=0.5)] = 0.05
+    gate_min_dsr: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.95
+    gate_min_decisions: Annotated[int, msgspec.Meta(ge=10)] = 200
+    gate_test: Literal["dm", "bootstrap", "both"] = "both"
+    gate_horizon: Annotated[int, msgspec.Meta(ge=1)] = 1
+    gate_bootstrap_reps: Annotated[int, msgspec.Meta(ge=99)] = 999
+    gate_max_pbo: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    # Drift monitor (kaizen.loop.drift): two-sided CUSUM on standardized residuals whose threshold
+    # is calibrated to a mean of drift_arl0 decisions between false alarms (per role);
+    # drift_threshold, when set, fixes the threshold (in warm-up sds) instead.
+    drift_arl0: Annotated[float, msgspec.Meta(ge=10)] = 20_000.0
+    drift_k: Annotated[float, msgspec.Meta(ge=0, le=3)] = 0.5
+    drift_warmup: Annotated[int, msgspec.Meta(ge=10)] = 200
+    drift_clip: Annotated[float, msgspec.Meta(gt=0)] = 4.0
+    drift_threshold: Positive | None = None
+
+    @property
+    def retrain_every_s(self) -> float:
+        if self.retrain_every is not None:
+            return duration_seconds(self.retrain_every)
+        return (self.retrain_every_hours or 24.0) * 3600.0
+
+    @property
+    def shadow_s(self) -> float:
+        if self.shadow_days is not None:
+            return self.shadow_days * 86400.0
+        return self.shadow_hours * 3600.0 if self.shadow_hours is not None else 3 * 86400.0
 
 
 class LineageConfig(_Section):
@@ -273,6 +334,21 @@ def _validate(cfg: Config, source: str) -> Config:
             check_ws_base(cfg.venue.ws_url)
         except ValueError as exc:
             raise ConfigError(f"{source}: key 'venue.ws_url': {exc}") from None
+    loop = cfg.loop
+    if loop.retrain_every is not None and loop.retrain_every_hours is not None:
+        raise ConfigError(f"{source}: give 'loop.retrain_every' or 'loop.retrain_every_hours', not both")
+    if loop.shadow_days is not None and loop.shadow_hours is not None:
+        raise ConfigError(f"{source}: give 'loop.shadow_days' or 'loop.shadow_hours', not both")
+    if loop.retrain_every is not None:
+        try:
+            if not duration_seconds(loop.retrain_every) > 0:
+                raise ValueError(f"{loop.retrain_every!r} is not > 0")
+        except ValueError as exc:
+            raise ConfigError(f"{source}: key 'loop.retrain_every': {exc}") from None
+    if not _EXECUTOR.match(loop.executor):
+        raise ConfigError(
+            f"{source}: key 'loop.executor' must be 'local' or 'dask://HOST:PORT', got {loop.executor!r}"
+        )
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
     _validate_policy(cfg, source)

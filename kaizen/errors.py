@@ -13,3 +13,8 @@ class ConfigError(KaizenError):
 
 class DataError(KaizenError):
     """Market data or a model file cannot be used as given (names the file and row)."""
+
+
+class RegistryError(KaizenError):
+    """A model registry operation is not allowed (unknown version, wrong role, bad pointer move) or
+    a registry file is unreadable."""

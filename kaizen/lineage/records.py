@@ -154,6 +154,22 @@ class ModelSwap(Base, tag="model_swap"):
     reason: str
 
 
+class PointerMove(Base, tag="pointer_move"):
+    """One registry pointer moved (kaizen.models.registry). `pointer` is "champion",
+    "last_known_good", "shadow" or "retired"; for the set-valued pointers `old`/`new` say whether the
+    version left ("old") or joined ("new") the set. `action` is the registry operation that moved it
+    ("promote", "rollback", "add_shadow", "retire", "set_champion", ...); all moves of one commit
+    share `txn`, the registry's commit number; `parents` are the decision records behind it."""
+
+    role: str
+    pointer: str
+    old: str
+    new: str
+    reason: str
+    action: str = ""
+    txn: int = 0
+
+
 class ShadowComparison(Base, tag="shadow"):
     role: str
     champion: str
@@ -162,6 +178,16 @@ class ShadowComparison(Base, tag="shadow"):
     champion_value: float
     shadow_value: float
     n: int
+    # Validation gate (kaizen.loop.gate): the paired test on per-decision net differences, the
+    # candidate's deflated Sharpe counting every trial of the role, and what the gate decided.
+    test: str = ""
+    statistic: float = 0.0
+    p_value: float = 1.0
+    dsr: float = 0.0
+    n_trials: int = 0
+    decision: str = ""  # "promote" | "retire" | "keep_waiting"
+    reason: str = ""
+    stats: dict[str, float] = {}
 
 
 class DriftAlarm(Base, tag="drift"):
@@ -169,6 +195,13 @@ class DriftAlarm(Base, tag="drift"):
     statistic: float
     threshold: float
     detail: str = ""
+    # Drift monitor (kaizen.loop.drift): which residual channel, which side of the CUSUM crossed,
+    # decisions seen since the last reset, the configured ARL0 and the warm-up standardisation.
+    channel: str = ""
+    direction: str = ""  # "up" | "down"
+    n: int = 0
+    arl0: float = 0.0
+    stats: dict[str, float] = {}
 
 
 class Rollback(Base, tag="rollback"):
@@ -238,6 +271,7 @@ Record = (
     | Reconcile
     | Retrain
     | ModelSwap
+    | PointerMove
     | ShadowComparison
     | DriftAlarm
     | Rollback
