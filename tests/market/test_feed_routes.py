@@ -14,7 +14,8 @@ import pytest
 
 from kaizen.config import StrategyConfig
 from kaizen.engine.bars import Bar, BarBuilder
-from kaizen.engine.baseline import BaselineMomentum
+from kaizen.engine.strategies.baseline import BaselineMomentum
+from kaizen.ext.features import FeatureEngine
 from kaizen.lineage.records import MarketStatus
 from kaizen.market.feed import MarketFeed
 from tests.market.helpers import Collect
@@ -31,7 +32,8 @@ class BarDecider:
 
     def __init__(self, bar_s: float) -> None:
         self.builders = {s: BarBuilder(s, bar_s) for s in SYMBOLS}
-        self.strategy = BaselineMomentum(StrategyConfig(fast_bars=2, slow_bars=5, vol_bars=5))
+        self.strategy = BaselineMomentum(StrategyConfig())
+        self.fe = FeatureEngine(SYMBOLS, interval_ms=int(bar_s * 1000))
         self.status = dict.fromkeys(SYMBOLS, "invalid")
         self.statuses: list[tuple[str, str, str]] = []
         self.bars: list[Bar] = []
@@ -66,9 +68,14 @@ class BarDecider:
 
     def _bar(self, bar):
         self.bars.append(bar)
-        feats = self.strategy.features(bar.symbol, bar.close)
-        if feats is not None and self.status[bar.symbol] == "valid":
-            signal, reason = self.strategy.signal(feats)
+        sid = self.fe.symbol_index(bar.symbol)
+        self.fe.update_sid(sid, bar.open_time_ns // 1_000_000, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        if self.status[bar.symbol] == "valid":
+            f = self.fe.out_view(sid)
+            names = self.fe.names
+            signal, reason = self.strategy.signal(
+                *(float(f[names.index(n)]) for n in ("mom_ret_4", "mom_ret_24", "vol_rv_24", "vol_ratio_24_72"))
+            )
             self.decisions.append((bar.symbol, signal, reason))
 
 
