@@ -31,6 +31,7 @@ from kaizen.ext.features import BAR_INVALID, BAR_STALE, FeatureEngine
 from kaizen.lineage import records as R
 from kaizen.lineage.ids import new_id
 from kaizen.models.features import FEATURE_NAMES
+from kaizen.risk.sizing import size_position
 
 _VOL = FEATURE_NAMES.index("vol_rv_24")
 
@@ -418,8 +419,6 @@ class Engine:
             st.last_return = st.unrealized_return(ctx.close)
 
     def _size(self, ctx: BarContext, target: Target, exposure: float) -> float:
-        from kaizen.risk import size_position
-
         if target.qty is not None:
             if exposure == 0.0 or not ctx.close > 0:
                 return 0.0

@@ -21,10 +21,6 @@ api_key_env = "KZ_LAYOUT_KEY"
 api_secret_env = "KZ_LAYOUT_SECRET"
 [risk]
 stale_after_ms = 1000
-[strategy]
-fast_bars = 2
-slow_bars = 5
-vol_bars = 5
 [lineage]
 dir = "{out}/lineage"
 [sim]
