@@ -94,6 +94,7 @@ class Engine:
             ctx.features = self.fe.out_view(sid)
             self.ctx[s] = ctx
         self.builders = {s: BarBuilder(s, self.interval_ms / 1000.0) for s in self.symbols}
+        self._trade_bars = self.mode != "backtest"
         self._clock_ns = clock_ns  # backtest: the replay clock; live/paper: the venue's event clock
         self._capital = capital
         self.capital = 0.0
@@ -265,6 +266,8 @@ class Engine:
         if ts_ns <= self.last_event_ns:
             return
         self.last_event_ns = ts_ns
+        if not self._trade_bars:  # a backtest hands the engine whole bars: no builder to close
+            return
         for b in self.builders.values():
             for bar in b.on_clock(ts_ns):
                 self.on_bar(bar)
@@ -301,8 +304,9 @@ class Engine:
         if not decide:
             return
         self.bars += 1
-        brec = self._log(
-            R.Bar,
+        append = self.lineage.append
+        brec = R.Bar(
+            id=new_id(),
             ts=close_ns,
             symbol=symbol,
             open_time=bar.open_time_ns // 1_000_000,
@@ -314,11 +318,12 @@ class Engine:
             volume=bar.volume,
             mark=mark,
         )
+        append(brec)
         if self._stopping or self.router is None:
             return
         feats = ctx.features
-        snap = self._log(
-            R.FeatureSnapshot,
+        snap = R.FeatureSnapshot(
+            id=new_id(),
             ts=close_ns,
             parents=[brec.id],
             symbol=symbol,
@@ -327,6 +332,7 @@ class Engine:
             names=self._names_once(),
             values=feats.tolist(),
         )
+        append(snap)
         ctx.ts_ns = close_ns
         ctx.open_time_ns = bar.open_time_ns
         ctx.open, ctx.high, ctx.low, ctx.close, ctx.volume = bar.open, bar.high, bar.low, bar.close, bar.volume
@@ -337,8 +343,8 @@ class Engine:
         ctx.status = self.status.get(symbol, "valid")
         self._update_position(ctx)
         target = self.strategy.decide(ctx)
-        pred = self._log(
-            R.Prediction,
+        pred = R.Prediction(
+            id=new_id(),
             ts=close_ns,
             symbol=symbol,
             parents=[snap.id],
@@ -347,8 +353,9 @@ class Engine:
             value=float(target.value),
             features_id=snap.id,
         )
+        append(pred)
         for rec in target.records:
-            self.lineage.append(rec)
+            append(rec)
         exposure, reason = float(target.exposure), target.reason
         pos = ctx.position
         if self.exit_rule is not None and pos.side != 0:
@@ -364,8 +371,8 @@ class Engine:
             reason = f"market_{ctx.status}"  # no new risk on a bad book: only reduce
             qty = 0.0 if qty == 0.0 or qty * position < 0 else math.copysign(min(abs(qty), abs(position)), position)
         self.decisions += 1
-        dec = self._log(
-            R.Decision,
+        dec = R.Decision(
+            id=new_id(),
             ts=close_ns,
             symbol=symbol,
             parents=[pred.id],
@@ -379,6 +386,7 @@ class Engine:
             edge=float(target.edge) if math.isfinite(target.edge) else 0.0,
             data_ts=close_ns,
         )
+        append(dec)
         if qty != position:  # the router decides whether the change is worth trading (no-trade band)
             self._targets[symbol] = (qty, bar.close, mark if mark > 0 else bar.close, dec.id, close_ns // 1_000_000)
             self._wake.set()
