@@ -6,15 +6,31 @@ the API key and secret.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from kaizen.errors import ConfigError
 
 SUPPORTED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
+
+# Every numeric key carries its valid range on its type (msgspec checks it while decoding, and
+# `_describe` turns a violation into one line naming the key, the range and the value). The
+# description is the unit that line quotes. New keys: pick one of these or write `Annotated[...]`.
+Fraction = Annotated[float, Meta(gt=0, le=1, description="fraction")]  # 0.25 = 25 %
+Count = Annotated[int, Meta(ge=1, description="count")]
+NonNegCount = Annotated[int, Meta(ge=0, description="count")]
+Millis = Annotated[int, Meta(gt=0, description="milliseconds")]
+Seconds = Annotated[float, Meta(gt=0, description="seconds")]
+NonNegSeconds = Annotated[float, Meta(ge=0, description="seconds")]
+Hours = Annotated[float, Meta(gt=0, description="hours")]
+Usdt = Annotated[float, Meta(gt=0, description="USDT")]
+Leverage = Annotated[float, Meta(gt=0, le=125, description="multiple of equity")]  # Binance's cap
+FeeRate = Annotated[float, Meta(gt=-0.01, lt=0.01, description="fraction of notional")]  # < 0: rebate
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -28,91 +44,93 @@ class VenueConfig(_Section):
     ws_url: str = ""
     api_key_env: str = "KAIZEN_API_KEY"
     api_secret_env: str = "KAIZEN_API_SECRET"
-    recv_window_ms: int = 5000
-    timeout_ms: int = 10000
+    recv_window_ms: Annotated[int, Meta(ge=1, le=60_000, description="milliseconds")] = 5000  # venue cap
+    timeout_ms: Millis = 10000
 
 
 class FeeConfig(_Section):
     """Fractions of notional (0.0002 = 0.02 %). Binance USD-M regular tier by default."""
 
-    maker: float = 0.0002
-    taker: float = 0.0005
+    maker: FeeRate = 0.0002
+    taker: FeeRate = 0.0005
 
 
 class RiskConfig(_Section):
-    max_notional_per_symbol: float = 2_000.0
-    max_gross_leverage: float = 3.0
-    max_net_leverage: float = 2.0
-    max_open_orders: int = 8
-    max_orders_per_minute: int = 120
-    price_band_pct: float = 0.05
-    daily_loss_limit: float = 1_000.0
-    max_drawdown: float = 0.25
-    stale_after_ms: int = 5_000
-    vol_target_annual: float = 0.5
+    max_notional_per_symbol: Usdt = 2_000.0
+    max_gross_leverage: Leverage = 3.0
+    max_net_leverage: Leverage = 2.0
+    max_open_orders: Count = 8
+    max_orders_per_minute: Count = 120
+    price_band_pct: Fraction = 0.05  # a fraction of the mark despite the name
+    daily_loss_limit: Usdt = 1_000.0
+    max_drawdown: Fraction = 0.25  # of peak equity
+    stale_after_ms: Millis = 5_000
+    vol_target_annual: Annotated[float, Meta(gt=0, le=10, description="annualised volatility, fraction")] = (
+        0.5
+    )
 
 
 class StrategyConfig(_Section):
     # "baseline_momentum" is the named baseline: momentum gated by a volatility filter.
     name: Literal["baseline_momentum"] = "baseline_momentum"
-    bar_seconds: int = 60
-    fast_bars: int = 5
-    slow_bars: int = 20
-    vol_bars: int = 20
-    max_vol_per_bar: float = 0.01
-    entry_threshold: float = 0.0005
+    bar_seconds: Annotated[int, Meta(ge=1, le=86_400, description="seconds")] = 60
+    fast_bars: Count = 5
+    slow_bars: Annotated[int, Meta(ge=2, description="count")] = 20  # > fast_bars >= 1
+    vol_bars: Annotated[int, Meta(ge=2, description="count")] = 20  # a std needs two
+    max_vol_per_bar: Fraction = 0.01
+    entry_threshold: Annotated[float, Meta(ge=0, le=1, description="fraction")] = 0.0005
 
 
 class ModelConfig(_Section):
     dir: str = "runs/models"
-    horizon_bars: int = 4
+    horizon_bars: Count = 4
     interval: str = "1h"
     pooled: bool = True
     # signal training (kaizen train): walk-forward folds, embargo, XGBoost sizes
     leader: str = "BTCUSDT"
-    folds: int = 6
-    embargo_bars: int = 24
-    trees: int = 200
-    max_depth: int = 4
-    learning_rate: float = 0.05
-    meta_trees: int = 100
-    threads: int = 2
+    folds: Count = 6
+    embargo_bars: NonNegCount = 24
+    trees: Count = 200
+    max_depth: Annotated[int, Meta(ge=1, le=20, description="levels")] = 4
+    learning_rate: Fraction = 0.05
+    meta_trees: Count = 100
+    threads: Count = 2
 
 
 class LoopConfig(_Section):
-    retrain_every_hours: float = 24.0
-    shadow_hours: float = 24.0
-    drift_threshold: float = 3.0
+    retrain_every_hours: Hours = 24.0
+    shadow_hours: Hours = 24.0
+    drift_threshold: Annotated[float, Meta(gt=0, description="standard deviations")] = 3.0
 
 
 class LineageConfig(_Section):
     dir: str = "runs/lineage"
-    flush_interval_ms: int = 50
+    flush_interval_ms: Millis = 50
     fsync: Literal["never", "interval", "always"] = "interval"
-    zstd_level: int = 3  # used when zstd_fast is false
+    zstd_level: Annotated[int, Meta(ge=-7, le=22, description="zstd level")] = 3  # when zstd_fast is false
     zstd_fast: bool = True  # zstd preset tuned on lineage records (see kaizen/lineage/writer.py)
-    segment_max_bytes: int = 64 * 1024 * 1024
-    segment_max_seconds: int = 3600
+    segment_max_bytes: Annotated[int, Meta(ge=4096, description="bytes")] = 64 * 1024 * 1024
+    segment_max_seconds: Annotated[int, Meta(ge=1, description="seconds")] = 3600
     zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
-    compress_threads: int = 0  # 0: compress on the writer thread; N > 0: N zstd workers per batch
+    compress_threads: Annotated[int, Meta(ge=0, le=64, description="threads")] = 0  # 0: on the writer thread
     split_numbers: bool = True  # pre-filter frames (skeleton + delta-coded numbers) before zstd
 
 
 class SimConfig(_Section):
     """The embedded venue simulator, used in paper mode when the venue URLs are empty."""
 
-    seed: int = 7
-    speed: float = 60.0
-    starting_balance: float = 10_000.0
+    seed: Annotated[int, Meta(ge=0, lt=2**32, description="seed")] = 7
+    speed: Annotated[float, Meta(gt=0, le=1_000_000, description="simulated seconds per wall second")] = 60.0
+    starting_balance: Usdt = 10_000.0
     host: str = "127.0.0.1"
-    port: int = 0
+    port: Annotated[int, Meta(ge=0, le=65_535, description="TCP port, 0: any free")] = 0
 
 
 class EngineConfig(_Section):
-    cpu_pin: int = -1  # -1: no pinning
-    duration_s: float = 0.0  # 0: until stopped
-    reconcile_every_s: float = 30.0
-    poll_fills_every_s: float = 1.0
+    cpu_pin: Annotated[int, Meta(ge=-1, description="CPU index, -1: no pinning")] = -1
+    duration_s: Annotated[float, Meta(ge=0, description="seconds, 0: until stopped")] = 0.0
+    reconcile_every_s: Seconds = 30.0
+    poll_fills_every_s: Seconds = 1.0
     flatten_on_stop: bool = True
 
 
@@ -144,19 +162,14 @@ def _validate(cfg: Config, source: str) -> Config:
             )
     if len(set(cfg.symbols)) != len(cfg.symbols):
         raise ConfigError(f"{source}: 'symbols' lists a symbol twice")
-    positive = {
-        "strategy.bar_seconds": cfg.strategy.bar_seconds,
-        "sim.speed": cfg.sim.speed,
-        "risk.max_notional_per_symbol": cfg.risk.max_notional_per_symbol,
-        "lineage.flush_interval_ms": cfg.lineage.flush_interval_ms,
-        "lineage.segment_max_bytes": cfg.lineage.segment_max_bytes,
-    }
-    for key, value in positive.items():
-        if not value > 0:
-            raise ConfigError(f"{source}: key '{key}' must be > 0, got {value!r}")
-    for key, value in {"fees.maker": cfg.fees.maker, "fees.taker": cfg.fees.taker}.items():
-        if not -0.01 < value < 0.01:
-            raise ConfigError(f"{source}: key '{key}' is a fraction of notional, got {value!r}")
+    for key, value in _numeric_values(cfg):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
+    if cfg.strategy.fast_bars >= cfg.strategy.slow_bars:
+        raise ConfigError(
+            f"{source}: strategy.fast_bars ({cfg.strategy.fast_bars}) must be < strategy.slow_bars "
+            f"({cfg.strategy.slow_bars})"
+        )
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
     return cfg
@@ -166,7 +179,7 @@ def loads(text: str | bytes, source: str = "<config>") -> Config:
     try:
         cfg = msgspec.toml.decode(text, type=Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+        raise ConfigError(f"{source}: {_describe(exc, text)}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     return _validate(cfg, source)
@@ -183,11 +196,98 @@ def load(path: str | os.PathLike[str]) -> Config:
     return loads(data, str(p))
 
 
-def _describe(exc: msgspec.ValidationError) -> str:
-    # msgspec says e.g. "Object contains unknown field `foo` - at `$.risk`"; name the key TOML-style.
+def _describe(exc: msgspec.ValidationError, text: str | bytes | None = None) -> str:
+    """One line naming the key TOML-style. msgspec says e.g. "Expected `float` <= 1.0 - at
+    `$.risk.max_drawdown`"; for a range violation this becomes
+    "risk.max_drawdown must be > 0 and <= 1 (fraction), got 25"."""
     msg = str(exc)
-    if " - at `$" in msg:
-        text, _, where = msg.partition(" - at `$")
-        where = where.rstrip("`").lstrip(".")
-        return f"{text} (at '{where}')" if where else text
-    return msg
+    if " - at `$" not in msg:
+        return msg
+    what, _, where = msg.partition(" - at `$")
+    where = where.rstrip("`").lstrip(".")
+    if not where:
+        return what
+    rng = _range_of(where)
+    if rng is not None and what.startswith("Expected `") and any(op in what for op in ("<", ">")):
+        bounds, unit = rng
+        got = _value_at(text, where)
+        return (
+            f"{where} must be {bounds}"
+            + (f" ({unit})" if unit else "")
+            + (f", got {got!r}" if got is not _MISSING else "")
+        )
+    return f"{what} (at '{where}')"
+
+
+_MISSING = object()
+
+
+def _field_info(path: str):
+    """The msgspec type info of the config key at a dotted path (None if not a plain key)."""
+    info = msgspec.inspect.type_info(Config)
+    for part in path.split("."):
+        while isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        if not isinstance(info, msgspec.inspect.StructType):
+            return None
+        fields = {f.encode_name: f.type for f in info.fields}
+        if part not in fields:
+            return None
+        info = fields[part]
+    return info
+
+
+def _range_of(path: str) -> tuple[str, str] | None:
+    """("> 0 and <= 1", "fraction") for a key with a numeric range, else None."""
+    info = _field_info(path)
+    unit = ""
+    if isinstance(info, msgspec.inspect.Metadata):
+        unit = (info.extra_json_schema or {}).get("description", "")
+        info = info.type
+    if not isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        return None
+    ops = ((">", info.gt), (">=", info.ge), ("<", info.lt), ("<=", info.le))
+    parts = [f"{op} {_num(v)}" for op, v in ops if v is not None]
+    return (" and ".join(parts), unit) if parts else None
+
+
+def _num(v: float) -> str:
+    return f"{v:_}" if isinstance(v, int) else f"{v:g}"
+
+
+def _value_at(text: str | bytes | None, path: str):
+    if text is None:
+        return _MISSING
+    try:
+        node = msgspec.toml.decode(text)
+    except msgspec.DecodeError:
+        return _MISSING
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _numeric_values(cfg: Config):
+    for key in numeric_ranges():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        yield key, node
+
+
+def numeric_ranges() -> dict[str, tuple[str, str] | None]:
+    """Every numeric config key (dotted) -> its range and unit, or None when it has none."""
+    out: dict[str, tuple[str, str] | None] = {}
+
+    def walk(info, prefix: str) -> None:
+        base = info.type if isinstance(info, msgspec.inspect.Metadata) else info
+        if isinstance(base, msgspec.inspect.StructType):
+            for f in base.fields:
+                walk(f.type, f"{prefix}{f.encode_name}.")
+        elif isinstance(base, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            out[prefix[:-1]] = _range_of(prefix[:-1])
+
+    walk(msgspec.inspect.type_info(Config), "")
+    return out
