@@ -23,10 +23,9 @@ SYM = "BTCUSDT"
 PUBLISHED = (0.0002, 0.00055)
 
 
-def bybit(tmp_path, **kw) -> Session:
-    return Session(
-        tmp_path, [SYM], venue="bybit", sim_kw={"maker_fee": PUBLISHED[0], "taker_fee": PUBLISHED[1]}, **kw
-    )
+def bybit(tmp_path, symbols=(SYM,), **kw) -> Session:
+    fees = {"maker_fee": PUBLISHED[0], "taker_fee": PUBLISHED[1]}
+    return Session(tmp_path, list(symbols), venue="bybit", sim_kw=fees, **kw)
 
 
 def run(coro, timeout=120):
@@ -53,7 +52,7 @@ def test_symbol_mapping():
 
 def test_bybit_end_to_end_orders_fills_fees_positions_balance(tmp_path):
     async def go():
-        async with bybit(tmp_path) as s:
+        async with bybit(tmp_path, symbols=(SYM, "ETHUSDT")) as s:
             assert s.cfg.fees.taker == 0.0005  # the config's (Binance) default, not Bybit's rate
             assert s.venue.fees == PUBLISHED  # the adapter took the account's rates from the venue
             m = s.venue.markets[SYM]
@@ -70,7 +69,9 @@ def test_bybit_end_to_end_orders_fills_fees_positions_balance(tmp_path):
             q2 = -intended(s, 500.0)  # through zero to a short
             await s.router.set_target(SYM, q2, s.mark(SYM), s.mark(SYM), parents=[12])
             await settle(s, q2)
-            pos = (await s.venue.fetch_positions())[SYM]
+            positions = await s.venue.fetch_positions()
+            assert positions["ETHUSDT"].qty == 0  # listed although flat
+            pos = positions[SYM]
             assert pos.qty == pytest.approx(q2) == pytest.approx(s.router.position(SYM))
             assert pos.qty == pytest.approx(spec.qty_of(s.sim.exchange.account.positions[SYM].lots))
             # fees: what the router booked == the simulator's trade log == value x published taker rate
@@ -181,7 +182,7 @@ def test_bybit_fills_past_one_page(tmp_path):
     run(go())
 
 
-def test_bybit_post_only_that_would_take_is_cancelled_not_filled(tmp_path):
+def test_bybit_orders_states_post_only_and_cancel_by_client_id(tmp_path):
     async def go():
         async with bybit(tmp_path) as s:
             mkt = s.sim.markets[SYM]
@@ -193,6 +194,18 @@ def test_bybit_post_only_that_would_take_is_cancelled_not_filled(tmp_path):
             assert st.status == "canceled" and st.filled == 0
             assert s.sim.exchange.by_client["kz-po-1"].reject_reason == "EC_PostOnlyWillTakeLiquidity"
             assert not [t for t in s.sim.trade_log if t["clientOrderId"] == "kz-po-1"]
+            # a resting bid 1 % under the mark, cancelled by its client id (Bybit's orderLinkId)
+            tick = s.venue.markets[SYM].tick_size
+            bid = round(s.mark(SYM) * 0.99 / tick) * tick
+            st = await s.venue.place_order(
+                SYM, "buy", q, client_order_id="kz-rest-1", order_type="limit", price=bid
+            )
+            assert (st.status, st.side, st.qty) == ("open", "buy", q)
+            assert [o.client_order_id for o in await s.venue.fetch_open_orders(SYM)] == ["kz-rest-1"]
+            gone = await s.venue.cancel_order(SYM, "kz-rest-1")
+            assert gone is not None and gone.status == "canceled"
+            assert await s.venue.cancel_order(SYM, "kz-rest-1") is None  # no longer open
+            assert await s.venue.fetch_open_orders(SYM) == []
 
     run(go())
 
