@@ -84,6 +84,16 @@ class CcxtVenue:
         self.ws_url = ws_url
         self.symbols = list(cfg.symbols)
         key, secret = cfg.api_credentials()
+        if cfg.mode == "live" and not (key and secret):
+            from kaizen.errors import ConfigError
+
+            missing = [
+                n for n, v in ((cfg.venue.api_key_env, key), (cfg.venue.api_secret_env, secret)) if not v
+            ]
+            raise ConfigError(
+                f"live trading needs the API key and secret in the environment: {' and '.join(missing)} "
+                "not set (export them; they are never read from a file)"
+            )
         self._redact = Redactor(key, secret)
         # ccxt logs request headers (which carry the API key) at DEBUG; give it a logger that redacts.
         self._logger = logging.getLogger(f"kaizen.venue.ccxt.{self.name}.{id(self):x}")
