@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from kaizen.errors import KaizenError
@@ -50,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader gone early shows up inside the try
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -65,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
         print("kaizen: interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `yes | head` reports under pipefail
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (`kaizen log stats DIR | head -1`): stop quietly.
+
+    As the Python docs advise (signal module, "Note on SIGPIPE"), point stdout at /dev/null so
+    the interpreter's final flush of what is still buffered cannot raise again at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a descriptor (captured in-process)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

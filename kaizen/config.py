@@ -6,6 +6,7 @@ the API key and secret.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,20 @@ from msgspec import Meta
 from kaizen.errors import ConfigError
 
 SUPPORTED_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
+
+# Every numeric key carries its valid range on its type (msgspec checks it while decoding, and
+# `_describe` turns a violation into one line naming the key, the range and the value). The
+# description is the unit that line quotes. New keys: pick one of these or write `Annotated[...]`.
+Fraction = Annotated[float, Meta(gt=0, le=1, description="fraction")]  # 0.25 = 25 %
+Count = Annotated[int, Meta(ge=1, description="count")]
+NonNegCount = Annotated[int, Meta(ge=0, description="count")]
+Millis = Annotated[int, Meta(gt=0, description="milliseconds")]
+Seconds = Annotated[float, Meta(gt=0, description="seconds")]
+NonNegSeconds = Annotated[float, Meta(ge=0, description="seconds")]
+Hours = Annotated[float, Meta(gt=0, description="hours")]
+Usdt = Annotated[float, Meta(gt=0, description="USDT")]
+Leverage = Annotated[float, Meta(gt=0, le=125, description="multiple of equity")]  # Binance's cap
+FeeRate = Annotated[float, Meta(gt=-0.01, lt=0.01, description="fraction of notional")]  # < 0: rebate
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -34,31 +49,33 @@ class VenueConfig(_Section):
     ws_layout: Literal["routed", "legacy"] = "routed"
     api_key_env: str = "KAIZEN_API_KEY"
     api_secret_env: str = "KAIZEN_API_SECRET"
-    recv_window_ms: int = 5000
-    timeout_ms: int = 10000
+    recv_window_ms: Annotated[int, Meta(ge=1, le=60_000, description="milliseconds")] = 5000  # venue cap
+    timeout_ms: Millis = 10000
 
 
 class FeeConfig(_Section):
     """Fractions of notional (0.0002 = 0.02 %). Binance USD-M regular tier by default."""
 
-    maker: float = 0.0002
-    taker: float = 0.0005
+    maker: FeeRate = 0.0002
+    taker: FeeRate = 0.0005
 
 
 class RiskConfig(_Section):
-    max_notional_per_symbol: float = 2_000.0
-    max_gross_leverage: float = 3.0
-    max_net_leverage: float = 2.0
-    max_open_orders: int = 8
-    max_orders_per_minute: int = 120
-    price_band_pct: float = 0.05
-    daily_loss_limit: float = 1_000.0
-    max_drawdown: float = 0.25
-    stale_after_ms: int = 5_000
-    vol_target_annual: float = 0.5
-    # sizing capital (USDT); 0: the account's equity at start. Sizing never compounds within a run,
-    # so a decision depends on market data only.
-    capital: float = 0.0
+    max_notional_per_symbol: Usdt = 2_000.0
+    max_gross_leverage: Leverage = 3.0
+    max_net_leverage: Leverage = 2.0
+    max_open_orders: Count = 8
+    max_orders_per_minute: Count = 120
+    price_band_pct: Fraction = 0.05  # a fraction of the mark despite the name
+    daily_loss_limit: Usdt = 1_000.0
+    max_drawdown: Fraction = 0.25  # of peak equity
+    stale_after_ms: Millis = 5_000
+    vol_target_annual: Annotated[float, Meta(gt=0, le=10, description="annualised volatility, fraction")] = (
+        0.5
+    )
+    # sizing capital; 0: the account's equity at start. Sizing never compounds within a run, so a
+    # decision depends on market data only.
+    capital: Annotated[float, Meta(ge=0, description="USDT")] = 0.0
 
 
 class StrategyConfig(_Section):
@@ -66,40 +83,41 @@ class StrategyConfig(_Section):
     # ensemble: a trained model directory (`kaizen train` OUT/models) through the compiled predictors,
     # trading only a positive net edge; flat; buy_and_hold.
     name: Literal["baseline_momentum", "ensemble", "flat", "buy_and_hold"] = "baseline_momentum"
-    bar_seconds: int = 60
+    bar_seconds: Annotated[int, Meta(ge=1, le=86_400, description="seconds")] = 60
     # baseline: enter when the 4-bar log return exceeds entry_z of its own standard deviation (vol
     # over 24 bars x 2) and the 24-bar return agrees; stand aside when the 24-bar vol is more than
     # max_vol_ratio x the 72-bar vol (a volatility spike). Scale-free: the same on 1 m and 1 h bars.
-    entry_z: float = 1.0
-    max_vol_ratio: float = 1.5
+    entry_z: Annotated[float, Meta(gt=0, le=100, description="standard deviations")] = 1.0
+    max_vol_ratio: Annotated[float, Meta(gt=0, le=100, description="ratio")] = 1.5
     model_dir: str = ""  # ensemble: the trained models directory
-    min_edge_tstat: float = 2.0  # `kaizen` strategy: out-of-fold evidence needed to trade at all
+    # `kaizen` strategy: the out-of-fold evidence (daily t-statistic) a model needs to trade at all
+    min_edge_tstat: Annotated[float, Meta(ge=0, le=100, description="t-statistic")] = 2.0
     # a same-side resize smaller than this fraction of the position is not traded (fees)
-    rebalance_band: float = 0.25
+    rebalance_band: Annotated[float, Meta(ge=0, le=1, description="fraction")] = 0.25
 
 
 class ModelConfig(_Section):
     dir: str = "runs/models"
-    horizon_bars: int = 4
+    horizon_bars: Count = 4
     interval: str = "1h"
     pooled: bool = True
     # signal training (kaizen train): walk-forward folds, embargo, XGBoost sizes
     leader: str = "BTCUSDT"
-    folds: int = 6
-    embargo_bars: int = 24
-    trees: int = 200
-    max_depth: int = 4
-    learning_rate: float = 0.05
-    meta_trees: int = 100
-    threads: int = 2
+    folds: Count = 6
+    embargo_bars: NonNegCount = 24
+    trees: Count = 200
+    max_depth: Annotated[int, Meta(ge=1, le=20, description="levels")] = 4
+    learning_rate: Fraction = 0.05
+    meta_trees: Count = 100
+    threads: Count = 2
 
 
 class BacktestConfig(_Section):
     """`kaizen backtest`: the fill model, the capital and the strategies run side by side."""
 
-    capital: float = 10_000.0
-    spread_bps: float = 1.0  # full quoted spread; a taker fill pays half of it
-    slippage_bps: float = 1.0  # per taker fill, on top of half the spread
+    capital: Usdt = 10_000.0
+    spread_bps: Annotated[float, Meta(ge=0, le=1000, description="basis points")] = 1.0  # a taker pays half
+    slippage_bps: Annotated[float, Meta(ge=0, le=1000, description="basis points")] = 1.0  # per taker fill
     strategies: list[str] = msgspec.field(
         default_factory=lambda: [
             "buy_and_hold",
@@ -109,23 +127,23 @@ class BacktestConfig(_Section):
             "kaizen",
         ]
     )
-    retrain_every_days: float = 30.0  # periodic_retrain
-    train_window_days: float = 730.0  # rolling training window of the retraining strategies
-    warmup_bars: int = 200  # bars before --start that only warm the features up
+    retrain_every_days: Annotated[float, Meta(gt=0, le=3650, description="days")] = 30.0  # periodic_retrain
+    # rolling training window of the strategies that train
+    train_window_days: Annotated[float, Meta(gt=0, le=36500, description="days")] = 730.0
+    warmup_bars: NonNegCount = 200  # bars before --start that only warm the features up
     report_symbol: str = "BTCUSDT"  # the symbol of the report's position-over-price chart
     # Training inside a backtest (snapshot, periodic_retrain, kaizen): the [models] settings with
     # these overrides, sized so that monthly retraining of a multi-year run stays in minutes.
     # One XGBoost thread per fit: the strategies already run in parallel worker processes, and
     # OpenMP threads on an oversubscribed box spin instead of working (measured 10-30x slower).
-    train_folds: int = 3
-    train_trees: int = 100
-    train_learning_rate: float = 0.1
-    train_meta_trees: int = 50
-    workers: int = 2  # strategies run in parallel processes
+    train_folds: Annotated[int, Meta(ge=2, le=50, description="count")] = 3
+    train_trees: Count = 100
+    train_learning_rate: Fraction = 0.1
+    train_meta_trees: Count = 50
+    workers: Annotated[int, Meta(ge=1, le=256, description="processes")] = 2  # strategies in parallel
     flatten_at_end: bool = True  # close every position at the last bar (costs included)
 
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _DURATION_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _EXECUTOR = re.compile(r"^(local|dask://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
@@ -147,30 +165,30 @@ class LoopConfig(_Section):
     # before the gate decides. The *_hours keys are the older spelling of the same two settings:
     # give one of each pair, not both (unset, the defaults are one day and three days).
     retrain_every: str | None = None
-    retrain_every_hours: Positive | None = None
-    shadow_days: Positive | None = None
-    shadow_hours: Positive | None = None
+    retrain_every_hours: Hours | None = None
+    shadow_days: Annotated[float, Meta(gt=0, description="days")] | None = None
+    shadow_hours: Hours | None = None
     # Training executor: "local" (a process pool of executor_workers processes) or
     # "dask://HOST:PORT" (an existing Dask scheduler; needs the `dask` extra).
     executor: str = "local"
-    executor_workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
+    executor_workers: Annotated[int, msgspec.Meta(ge=1, le=256, description="processes")] = 1
     # Validation gate (kaizen.loop.gate): one-sided paired test at gate_alpha on per-decision net
     # differences, deflated Sharpe >= gate_min_dsr counting every trial of the role.
-    gate_alpha: Annotated[float, msgspec.Meta(gt=0, lt=0.5)] = 0.05
-    gate_min_dsr: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.95
-    gate_min_decisions: Annotated[int, msgspec.Meta(ge=10)] = 200
+    gate_alpha: Annotated[float, msgspec.Meta(gt=0, lt=0.5, description="test level")] = 0.05
+    gate_min_dsr: Annotated[float, msgspec.Meta(ge=0, lt=1, description="probability")] = 0.95
+    gate_min_decisions: Annotated[int, msgspec.Meta(ge=10, description="decisions")] = 200
     gate_test: Literal["dm", "bootstrap", "both"] = "both"
-    gate_horizon: Annotated[int, msgspec.Meta(ge=1)] = 1
-    gate_bootstrap_reps: Annotated[int, msgspec.Meta(ge=99)] = 999
-    gate_max_pbo: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    gate_horizon: Annotated[int, msgspec.Meta(ge=1, description="bars")] = 1
+    gate_bootstrap_reps: Annotated[int, msgspec.Meta(ge=99, description="resamples")] = 999
+    gate_max_pbo: Annotated[float, msgspec.Meta(gt=0, le=1, description="probability")] | None = None
     # Drift monitor (kaizen.loop.drift): two-sided CUSUM on standardized residuals whose threshold
     # is calibrated to a mean of drift_arl0 decisions between false alarms (per role);
     # drift_threshold, when set, fixes the threshold (in warm-up sds) instead.
-    drift_arl0: Annotated[float, msgspec.Meta(ge=10)] = 20_000.0
-    drift_k: Annotated[float, msgspec.Meta(ge=0, le=3)] = 0.5
-    drift_warmup: Annotated[int, msgspec.Meta(ge=10)] = 200
-    drift_clip: Annotated[float, msgspec.Meta(gt=0)] = 4.0
-    drift_threshold: Positive | None = None
+    drift_arl0: Annotated[float, msgspec.Meta(ge=10, description="decisions")] = 20_000.0
+    drift_k: Annotated[float, msgspec.Meta(ge=0, le=3, description="standard deviations")] = 0.5
+    drift_warmup: Annotated[int, msgspec.Meta(ge=10, description="decisions")] = 200
+    drift_clip: Annotated[float, msgspec.Meta(gt=0, description="standard deviations")] = 4.0
+    drift_threshold: Annotated[float, Meta(gt=0, description="standard deviations")] | None = None
 
     @property
     def retrain_every_s(self) -> float:
@@ -187,38 +205,38 @@ class LoopConfig(_Section):
 
 class LineageConfig(_Section):
     dir: str = "runs/lineage"
-    flush_interval_ms: int = 50
+    flush_interval_ms: Millis = 50
     fsync: Literal["never", "interval", "always"] = "interval"
-    zstd_level: int = 3  # used when zstd_fast is false
+    zstd_level: Annotated[int, Meta(ge=-7, le=22, description="zstd level")] = 3  # when zstd_fast is false
     zstd_fast: bool = True  # zstd preset tuned on lineage records (see kaizen/lineage/writer.py)
-    segment_max_bytes: int = 64 * 1024 * 1024
-    segment_max_seconds: int = 3600
+    segment_max_bytes: Annotated[int, Meta(ge=4096, description="bytes")] = 64 * 1024 * 1024
+    segment_max_seconds: Annotated[int, Meta(ge=1, description="seconds")] = 3600
     zstd_dict: str = ""  # optional trained zstd dictionary (a copy is kept in the log directory)
-    compress_threads: int = 0  # 0: compress on the writer thread; N > 0: N zstd workers per batch
+    compress_threads: Annotated[int, Meta(ge=0, le=64, description="threads")] = 0  # 0: on the writer thread
     split_numbers: bool = True  # pre-filter frames (skeleton + delta-coded numbers) before zstd
 
 
 class SimConfig(_Section):
     """The embedded venue simulator, used in paper mode when the venue URLs are empty."""
 
-    seed: int = 7
-    speed: float = 60.0
-    starting_balance: float = 10_000.0
+    seed: Annotated[int, Meta(ge=0, lt=2**32, description="seed")] = 7
+    speed: Annotated[float, Meta(gt=0, le=1_000_000, description="simulated seconds per wall second")] = 60.0
+    starting_balance: Usdt = 10_000.0
     host: str = "127.0.0.1"
-    port: int = 0
+    port: Annotated[int, Meta(ge=0, le=65_535, description="TCP port, 0: any free")] = 0
 
 
 class EngineConfig(_Section):
-    cpu_pin: int = -1  # -1: no pinning
-    duration_s: float = 0.0  # 0: until stopped
-    reconcile_every_s: float = 30.0
-    poll_fills_every_s: float = 1.0
+    cpu_pin: Annotated[int, Meta(ge=-1, description="CPU index, -1: no pinning")] = -1
+    duration_s: Annotated[float, Meta(ge=0, description="seconds, 0: until stopped")] = 0.0
+    reconcile_every_s: Seconds = 30.0
+    poll_fills_every_s: Seconds = 1.0
     flatten_on_stop: bool = True
 
 
 # --- policy: roles, variants and the Thompson-sampling portfolio (kaizen/policy) ------------------
 Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=64)]
-Positive = Annotated[float, Meta(gt=0.0, le=1e12)]
+PriorParam = Annotated[float, Meta(gt=0.0, le=1e12, description="prior parameter")]
 
 
 class PriorConfig(_Section):
@@ -228,11 +246,11 @@ class PriorConfig(_Section):
     1 / (kappa tau)); `beta` is unused. kind "beta": Beta(alpha, beta) over the win rate; `mean`,
     `kappa` and `scale_bps` are unused. Why these defaults: ext/thompson.pyx."""
 
-    mean: Annotated[float, Meta(ge=-10_000.0, le=10_000.0)] = 0.0
-    kappa: Positive = 1.0
-    alpha: Positive = 1.0
-    scale_bps: Positive = 100.0
-    beta: Positive = 1.0
+    mean: Annotated[float, Meta(ge=-10_000.0, le=10_000.0, description="basis points")] = 0.0
+    kappa: PriorParam = 1.0
+    alpha: PriorParam = 1.0
+    scale_bps: PriorParam = 100.0
+    beta: PriorParam = 1.0
 
 
 class VariantConfig(_Section):
@@ -240,8 +258,8 @@ class VariantConfig(_Section):
 
     id: Name
     features: list[str] = []  # feature names the model reads (empty: the full surface)
-    horizon_bars: Annotated[int, Meta(ge=1, le=10_000)] = 4
-    train_days: Annotated[int, Meta(ge=1, le=100_000)] = 365  # training window
+    horizon_bars: Annotated[int, Meta(ge=1, le=10_000, description="bars")] = 4
+    train_days: Annotated[int, Meta(ge=1, le=100_000, description="days")] = 365  # training window
     params: dict[str, float | int | str | bool] = {}  # hyper-parameters
 
 
@@ -261,22 +279,22 @@ class RoleConfig(_Section):
 
 class PolicyConfig(_Section):
     kind: Literal["normal_gamma", "beta"] = "normal_gamma"
-    discount: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.99  # per decision; memory 1/(1 - discount)
+    discount: Annotated[float, Meta(gt=0.0, le=1.0, description="per decision")] = 0.99  # per decision; memory 1/(1 - discount)
     prior: PriorConfig = msgspec.field(default_factory=PriorConfig)
-    shadow_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.25  # counterfactual rewards' weight
+    shadow_weight: Annotated[float, Meta(ge=0.0, le=1.0, description="weight")] = 0.25  # counterfactual rewards' weight
     # Retire a variant whose probability of being best stays below retire_threshold for
     # retire_window decisions, once it has min_sample weighted rewards.
-    retire_threshold: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.02
-    retire_window: Annotated[int, Meta(ge=1, le=10_000_000)] = 500
-    min_sample: Annotated[float, Meta(ge=0.0, le=1e9)] = 100.0
-    check_every: Annotated[int, Meta(ge=1, le=1_000_000)] = 10  # decisions between retirement checks
-    prob_best_samples: Annotated[int, Meta(ge=100, le=1_000_000)] = 1000
+    retire_threshold: Annotated[float, Meta(ge=0.0, lt=1.0, description="probability")] = 0.02
+    retire_window: Annotated[int, Meta(ge=1, le=10_000_000, description="decisions")] = 500
+    min_sample: Annotated[float, Meta(ge=0.0, le=1e9, description="weighted decisions")] = 100.0
+    check_every: Annotated[int, Meta(ge=1, le=1_000_000, description="decisions")] = 10  # decisions between retirement checks
+    prob_best_samples: Annotated[int, Meta(ge=100, le=1_000_000, description="samples")] = 1000
     # A new candidate enters with this prior and at most this share of the role's risk until it has
     # min_sample weighted rewards.
     candidate_prior: PriorConfig = msgspec.field(default_factory=PriorConfig)
-    candidate_risk_share: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.25
-    beta_flat_value: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5  # kind "beta": flat's win rate
-    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0  # roles derive their bandit seeds from it
+    candidate_risk_share: Annotated[float, Meta(gt=0.0, le=1.0, description="fraction")] = 0.25
+    beta_flat_value: Annotated[float, Meta(ge=0.0, le=1.0, description="win rate")] = 0.5  # kind "beta": flat's win rate
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1, description="seed")] = 0  # roles derive their bandit seeds from it
     regimes: list[Name] = msgspec.field(
         default_factory=lambda: ["trend_low", "trend_high", "range_low", "range_high"]
     )
@@ -314,19 +332,6 @@ def _validate(cfg: Config, source: str) -> Config:
             )
     if len(set(cfg.symbols)) != len(cfg.symbols):
         raise ConfigError(f"{source}: 'symbols' lists a symbol twice")
-    positive = {
-        "strategy.bar_seconds": cfg.strategy.bar_seconds,
-        "sim.speed": cfg.sim.speed,
-        "risk.max_notional_per_symbol": cfg.risk.max_notional_per_symbol,
-        "lineage.flush_interval_ms": cfg.lineage.flush_interval_ms,
-        "lineage.segment_max_bytes": cfg.lineage.segment_max_bytes,
-    }
-    for key, value in positive.items():
-        if not value > 0:
-            raise ConfigError(f"{source}: key '{key}' must be > 0, got {value!r}")
-    for key, value in {"fees.maker": cfg.fees.maker, "fees.taker": cfg.fees.taker}.items():
-        if not -0.01 < value < 0.01:
-            raise ConfigError(f"{source}: key '{key}' is a fraction of notional, got {value!r}")
     if cfg.venue.ws_url:
         from kaizen.market.routes import check_ws_base
 
@@ -349,6 +354,9 @@ def _validate(cfg: Config, source: str) -> Config:
         raise ConfigError(
             f"{source}: key 'loop.executor' must be 'local' or 'dask://HOST:PORT', got {loop.executor!r}"
         )
+    for key, value in _numeric_values(cfg):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
     _validate_policy(cfg, source)
@@ -400,7 +408,7 @@ def loads(text: str | bytes, source: str = "<config>") -> Config:
     try:
         cfg = msgspec.toml.decode(text, type=Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+        raise ConfigError(f"{source}: {_describe(exc, text)}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     return _validate(cfg, source)
@@ -417,11 +425,98 @@ def load(path: str | os.PathLike[str]) -> Config:
     return loads(data, str(p))
 
 
-def _describe(exc: msgspec.ValidationError) -> str:
-    # msgspec says e.g. "Object contains unknown field `foo` - at `$.risk`"; name the key TOML-style.
+def _describe(exc: msgspec.ValidationError, text: str | bytes | None = None) -> str:
+    """One line naming the key TOML-style. msgspec says e.g. "Expected `float` <= 1.0 - at
+    `$.risk.max_drawdown`"; for a range violation this becomes
+    "risk.max_drawdown must be > 0 and <= 1 (fraction), got 25"."""
     msg = str(exc)
-    if " - at `$" in msg:
-        text, _, where = msg.partition(" - at `$")
-        where = where.rstrip("`").lstrip(".")
-        return f"{text} (at '{where}')" if where else text
-    return msg
+    if " - at `$" not in msg:
+        return msg
+    what, _, where = msg.partition(" - at `$")
+    where = where.rstrip("`").lstrip(".")
+    if not where:
+        return what
+    rng = _range_of(where)
+    if rng is not None and what.startswith("Expected `") and any(op in what for op in ("<", ">")):
+        bounds, unit = rng
+        got = _value_at(text, where)
+        return (
+            f"{where} must be {bounds}"
+            + (f" ({unit})" if unit else "")
+            + (f", got {got!r}" if got is not _MISSING else "")
+        )
+    return f"{what} (at '{where}')"
+
+
+_MISSING = object()
+
+
+def _field_info(path: str):
+    """The msgspec type info of the config key at a dotted path (None if not a plain key)."""
+    info = msgspec.inspect.type_info(Config)
+    for part in path.split("."):
+        while isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        if not isinstance(info, msgspec.inspect.StructType):
+            return None
+        fields = {f.encode_name: f.type for f in info.fields}
+        if part not in fields:
+            return None
+        info = fields[part]
+    return info
+
+
+def _range_of(path: str) -> tuple[str, str] | None:
+    """("> 0 and <= 1", "fraction") for a key with a numeric range, else None."""
+    info = _field_info(path)
+    unit = ""
+    if isinstance(info, msgspec.inspect.Metadata):
+        unit = (info.extra_json_schema or {}).get("description", "")
+        info = info.type
+    if not isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        return None
+    ops = ((">", info.gt), (">=", info.ge), ("<", info.lt), ("<=", info.le))
+    parts = [f"{op} {_num(v)}" for op, v in ops if v is not None]
+    return (" and ".join(parts), unit) if parts else None
+
+
+def _num(v: float) -> str:
+    return f"{v:_}" if isinstance(v, int) else f"{v:g}"
+
+
+def _value_at(text: str | bytes | None, path: str):
+    if text is None:
+        return _MISSING
+    try:
+        node = msgspec.toml.decode(text)
+    except msgspec.DecodeError:
+        return _MISSING
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _numeric_values(cfg: Config):
+    for key in numeric_ranges():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        yield key, node
+
+
+def numeric_ranges() -> dict[str, tuple[str, str] | None]:
+    """Every numeric config key (dotted) -> its range and unit, or None when it has none."""
+    out: dict[str, tuple[str, str] | None] = {}
+
+    def walk(info, prefix: str) -> None:
+        base = info.type if isinstance(info, msgspec.inspect.Metadata) else info
+        if isinstance(base, msgspec.inspect.StructType):
+            for f in base.fields:
+                walk(f.type, f"{prefix}{f.encode_name}.")
+        elif isinstance(base, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            out[prefix[:-1]] = _range_of(prefix[:-1])
+
+    walk(msgspec.inspect.type_info(Config), "")
+    return out

@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests read real market data from ../shared/data (beside the checkout)."""
+"""Shared fixtures. Tests read real market data from $KAIZEN_DATA, else the nearest `shared/data`
+beside the checkout or one of its parents (a git worktree under ../wt/NAME finds ../../shared/data)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
+
+
+def _find_data() -> Path:
+    if os.environ.get("KAIZEN_DATA"):
+        return Path(os.environ["KAIZEN_DATA"])
+    for parent in REPO.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return REPO.parent / "shared" / "data"
+
+
+DATA = _find_data()
 
 # Compiled predictors are cached per test session, not in the user's ~/.cache (child processes
 # inherit this).

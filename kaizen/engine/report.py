@@ -10,6 +10,7 @@ from kaizen.lineage import records as R
 ROWS = (
     ("net_pnl", "PnL, net of fees and funding (USDT)", "{:+.4f}"),
     ("realized_pnl", "realized trading PnL (USDT)", "{:+.4f}"),
+    ("unrealized_pnl", "unrealized PnL of open positions (USDT)", "{:+.4f}"),
     ("fees", "fees paid (USDT)", "{:.4f}"),
     ("funding", "funding paid (USDT, + = paid)", "{:+.4f}"),
     ("trades", "trades (fills)", "{:.0f}"),

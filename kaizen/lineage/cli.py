@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from kaizen.errors import KaizenError
-
-DEFAULT_DIR = "runs/lineage"
 
 
 def register(subparsers) -> None:
@@ -19,7 +16,13 @@ def register(subparsers) -> None:
 
     def add(name: str, help: str, func) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("dir", nargs="?", default=DEFAULT_DIR, help=f"log directory (default {DEFAULT_DIR})")
+        p.add_argument(
+            "dir",
+            nargs="?",
+            default=None,
+            help="a lineage log or the run directory holding it (default: the log under ./runs "
+            "written to most recently, as `kaizen run` and `kaizen demo` write there)",
+        )
         p.set_defaults(func=func)
         return p
 
@@ -71,12 +74,22 @@ def parse_time(text: str | None, flag: str) -> int | None:
 def _reader(args):
     from kaizen.lineage.reader import LineageReader
     from kaizen.lineage.scan import segment_paths
+    from kaizen.rundir import RUNS_ROOT, latest_log, resolve_log
 
-    d = Path(args.dir)
+    if args.dir is None:
+        found = latest_log(RUNS_ROOT)
+        if found is None:
+            raise KaizenError(
+                f"no lineage log under ./{RUNS_ROOT}; pass DIR (a run directory or its lineage/ folder)"
+            )
+        print(f"kaizen: reading {found}", file=sys.stderr)
+        args.dir = str(found)
+    d = resolve_log(args.dir)
     if not d.is_dir():
         raise KaizenError(f"{d}: no such lineage log directory")
     if not segment_paths(d):
         raise KaizenError(f"{d}: no lineage segments (*.kzl) here")
+    args.dir = str(d)
     return LineageReader(d)
 
 
@@ -110,13 +123,11 @@ def _warn(reader) -> None:
         print(f"kaizen: warning: {msg}", file=sys.stderr)
 
 
-def _emit(lines: list[bytes]) -> bool:
-    try:
-        sys.stdout.buffer.write(b"".join(lines))
-        sys.stdout.flush()
-    except BrokenPipeError:  # e.g. `kaizen log cat | head`
-        return False
-    return True
+def _emit(lines: list[bytes]) -> None:
+    # A reader that goes away (`kaizen log cat | head`) raises BrokenPipeError here; kaizen.cli.main
+    # turns it into a quiet exit for every command.
+    sys.stdout.buffer.write(b"".join(lines))
+    sys.stdout.flush()
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -188,8 +199,7 @@ def _cat(args) -> int:
     for rec in r.records(**q):
         lines.append(enc.encode(rec) + b"\n")
         if len(lines) >= 4096:
-            if not _emit(lines):
-                return 0
+            _emit(lines)
             lines = []
     _emit(lines)
     _warn(r)
@@ -213,8 +223,8 @@ def _tail(args) -> int:
     while True:
         time.sleep(args.interval)
         out = _poll(r, seen)
-        if out and not _emit([enc.encode(x) + b"\n" for x in out]):
-            return 0
+        if out:
+            _emit([enc.encode(x) + b"\n" for x in out])
 
 
 def _poll(r, seen: dict[str, int]) -> list:

@@ -101,6 +101,7 @@ class LineageWriter:
         self._seg_size = 0
         self._seg_opened = 0.0
         self._last_fsync = 0.0
+        self._dirty = False  # written to the OS since the last fsync
         self.frames_written = 0
         self.malformed = 0  # append_encoded payloads that were not one well-formed msgpack record
         self.bytes_written = 0
@@ -137,7 +138,11 @@ class LineageWriter:
                     self._space.wait(0.05)
 
     def flush(self) -> None:
-        """Block until every record appended before this call has been written to the OS."""
+        """Block until every record appended before this call has been written to the OS: it then
+        survives the death of this process. With fsync = "always" it is also on disk (file data, index
+        and the segment's directory entry fsync'd) when this returns: an acknowledged record survives
+        a power loss too. "interval" fsyncs at most one flush interval after the write, "never" leaves
+        it to the OS."""
         target = self._buf.seal()
         self._wake.set()
         with self._done:
@@ -199,6 +204,8 @@ class LineageWriter:
                         self._done.notify_all()
                 elif self._closing:
                     break
+                elif self._sync_due(time.monotonic()):  # idle: what was written gets its fsync
+                    self._sync()
         except BaseException as exc:  # surfaced to the producer on flush/close/next seal
             self._error = exc
         finally:
@@ -263,7 +270,6 @@ class LineageWriter:
             self._close_segment()
         out: list[bytes] = []
         entries: list[bytes] = []
-        always = self.config.fsync == "always"
         for (_, raw_length, n, ts_min, ts_max, split), payload in zip(frames, payloads, strict=True):
             if self._seg_file is None:
                 self._open_segment()
@@ -278,28 +284,39 @@ class LineageWriter:
             self.frames_written += 1
             self.bytes_written += size
             self.raw_bytes += raw_length
-            if always or self._seg_size >= self.config.segment_max_bytes:
-                self._emit(out, entries, sync=always)
+            if self._seg_size >= self.config.segment_max_bytes:
+                self._emit(out, entries)
                 out, entries = [], []
-                if self._seg_size >= self.config.segment_max_bytes:
-                    self._close_segment()
+                self._close_segment()  # fsync'd unless fsync = "never"
         if out:
-            self._emit(out, entries, sync=False)
-        if self.config.fsync == "interval" and self._seg_file is not None:
+            self._emit(out, entries)
+        # "always": this cycle is on disk before any record of it is acknowledged (flush returns after
+        # `_written` moves, which happens after this); "interval": at most one flush interval late.
+        if self.config.fsync == "always" or self._sync_due(now):
             self._sync()
 
-    def _emit(self, parts: list[bytes], entries: list[bytes], sync: bool) -> None:
+    def _sync_due(self, now: float) -> bool:
+        return (
+            self.config.fsync == "interval"
+            and self._dirty
+            and now - self._last_fsync >= self.config.flush_interval_ms / 1000.0
+        )
+
+    def _emit(self, parts: list[bytes], entries: list[bytes]) -> None:
         # The frame goes first, its index entry after: an index entry never points past the data.
         self._seg_file.write(b"".join(parts))
         self._seg_file.flush()
         self._idx_file.write(b"".join(entries))
         self._idx_file.flush()
-        if sync:
-            self._sync()
+        self._dirty = True
 
     def _sync(self) -> None:
+        if self._seg_file is None:
+            return
         os.fsync(self._seg_file.fileno())
         os.fsync(self._idx_file.fileno())
+        self._last_fsync = time.monotonic()
+        self._dirty = False
 
     def _open_segment(self) -> None:
         path = self.dir / fmt.segment_name(self._next_seq)
@@ -348,8 +365,13 @@ class LineageWriter:
             raise ConfigError(f"{path}: lineage.zstd_dict differs from the dictionary already in {self.dir}")
         if not target.exists():
             tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                if self.config.fsync != "never":  # without it no frame of this log can be read
+                    os.fsync(fh.fileno())
             os.replace(tmp, target)
+            if self.config.fsync != "never":
+                _fsync_dir(self.dir)
         return zstandard.ZstdCompressionDict(data)
 
 

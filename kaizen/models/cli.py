@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from kaizen.errors import ConfigError, DataError, KaizenError
+from kaizen.errors import DataError, KaizenError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,12 +106,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = kconfig.load(args.config) if args.config else kconfig.Config()
     mc = cfg.models
-    src = args.config or "<defaults>"
-    for key in ("horizon_bars", "folds", "trees", "max_depth", "meta_trees", "threads"):
-        if getattr(mc, key) < 1:
-            raise ConfigError(f"{src}: key 'models.{key}' must be >= 1, got {getattr(mc, key)!r}")
-    if mc.embargo_bars < 0 or not 0 < mc.learning_rate <= 1:
-        raise ConfigError(f"{src}: 'models.embargo_bars' must be >= 0 and 'models.learning_rate' in (0, 1]")
     iv = interval_ms(mc.interval)
     start = parse_date_ms(args.start, "--start")
     end = parse_date_ms(args.end, "--end")

@@ -43,7 +43,13 @@ def _f(name: str, surface: str, doc: str, version: int = 1, live_only: bool = Fa
     return Feature(name, surface, version, doc, live_only)
 
 
-# In engine order. r_t = ln(c_t / c_{t-1}); std is population std (ddof 0); windows in bars.
+# In engine order. r_t = ln(c_t / c_{t-1}); std is population std (ddof 0); windows in bars, ending at
+# the current bar and never reaching across a gap (the windows restart; nan until warm again). A ratio
+# with a zero denominator is nan (a z-score or correlation over a constant window too); nan inputs
+# propagate unless a definition says "available". tests/signal/numpy_features.py implements every
+# definition below a second time, in numpy, and the tests hold the engine to it.
+# Version 2 of the z-scores and correlations: a constant window gives nan exactly (version 1 could
+# return +-1 from rounding in the window mean).
 FEATURES: tuple[Feature, ...] = (
     _f("mom_ret_1", "momentum", "r_t"),
     _f("mom_ret_4", "momentum", "ln(c_t / c_{t-4})"),
@@ -61,12 +67,12 @@ FEATURES: tuple[Feature, ...] = (
     ),
     _f("vol_of_vol_24", "volatility", "std / mean of the last 24 values of vol_rv_24"),
     _f("vol_ratio_24_72", "volatility", "vol_rv_24 / vol_rv_72"),
-    _f("mr_z_24", "mean_reversion", "(c - mean(c,24)) / std(c,24)"),
-    _f("mr_z_72", "mean_reversion", "(c - mean(c,72)) / std(c,72)"),
+    _f("mr_z_24", "mean_reversion", "(c - mean(c,24)) / std(c,24)", version=2),
+    _f("mr_z_72", "mean_reversion", "(c - mean(c,72)) / std(c,72)", version=2),
     _f("mr_range_pos_72", "mean_reversion", "(c - min(l,72)) / (max(h,72) - min(l,72))"),
-    _f("mr_autocorr_24", "mean_reversion", "corr(r_t, r_{t-1}) over 24 pairs"),
+    _f("mr_autocorr_24", "mean_reversion", "corr(r_t, r_{t-1}) over 24 pairs", version=2),
     _f("vlm_ratio_24", "volume", "v / mean(v,24)"),
-    _f("vlm_z_24", "volume", "z-score of ln(1+v) over 24"),
+    _f("vlm_z_24", "volume", "z-score of ln(1+v) over 24", version=2),
     _f("vlm_clv_signed", "volume", "close location ((c-l)-(h-c))/(h-l) (0 if h=l) * vlm_ratio_24"),
     _f("vlm_trend_6_24", "volume", "mean(v,6) / mean(v,24)"),
     _f("fund_rate", "funding_basis", "latest settled funding rate at the bar close"),
@@ -76,7 +82,7 @@ FEATURES: tuple[Feature, ...] = (
     _f("basis_premium_mean_24", "funding_basis", "mean of the available basis_premium over 24 bars"),
     _f("x_leader_ret_1", "cross_asset", "leader's r_t at the same bar (nan for the leader)"),
     _f("x_leader_ret_4", "cross_asset", "leader's ln(c_t / c_{t-4})"),
-    _f("x_corr_72", "cross_asset", "corr(r, leader r) over 72 bars"),
+    _f("x_corr_72", "cross_asset", "corr(r, leader r) over 72 bars", version=2),
     _f("x_spread_24", "cross_asset", "dispersion vs leader: mean |r - leader r| over 24"),
     _f("x_rel_mom_24", "cross_asset", "mom_ret_24 - leader's ln(c_t / c_{t-24})"),
     _f("book_imbalance", "order_flow", "latest book imbalance (from the order book)", live_only=True),

@@ -22,12 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _halt_file(run_dir: str) -> Path:
-    from kaizen.risk.limits import HALT_FILE
+    from kaizen.rundir import HALT_FILE, require_run_dir
 
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise KaizenError(f"{d}: run directory not found")
-    return d / HALT_FILE
+    return require_run_dir(run_dir) / HALT_FILE
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from kaizen import rundir
 from kaizen.config import RiskConfig
 
 DAY_MS = 86_400_000
@@ -185,7 +186,7 @@ class RiskManager:
             clear_halt_state(self.state_path)
 
 
-HALT_FILE = "risk_halt.json"
+HALT_FILE = rundir.HALT_FILE  # beside the run's lineage log
 
 
 def save_halt_state(path: Path, reason: str) -> None:

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import msgspec
 
+from kaizen.errors import KaizenError
+
 
 class MarketInfo(msgspec.Struct, kw_only=True):
     symbol: str  # Kaizen symbol, e.g. BTCUSDT
@@ -121,8 +123,9 @@ class Balance(msgspec.Struct, kw_only=True):
         return self.equity
 
 
-class VenueError(Exception):
-    """A venue call failed for good (after retries) or was refused; the message is secret-free."""
+class VenueError(KaizenError):
+    """A venue call failed for good (after retries) or was refused; the message is secret-free and
+    one line, so a failure at start-up reaches the user as `kaizen: error: ...`, not a traceback."""
 
 
 class OrderRejected(VenueError):

@@ -84,6 +84,16 @@ class CcxtVenue:
         self.ws_url = ws_url
         self.symbols = list(cfg.symbols)
         key, secret = cfg.api_credentials()
+        if cfg.mode == "live" and not (key and secret):
+            from kaizen.errors import ConfigError
+
+            missing = [
+                n for n, v in ((cfg.venue.api_key_env, key), (cfg.venue.api_secret_env, secret)) if not v
+            ]
+            raise ConfigError(
+                f"live trading needs the API key and secret in the environment: {' and '.join(missing)} "
+                "not set (export them; they are never read from a file)"
+            )
         self._redact = Redactor(key, secret)
         # ccxt logs request headers (which carry the API key) at DEBUG; give it a logger that redacts.
         self._logger = logging.getLogger(f"kaizen.venue.ccxt.{self.name}.{id(self):x}")
@@ -127,6 +137,9 @@ class CcxtVenue:
             params["postOnly"] = True
         return params
 
+    def _cancel_params(self, client_order_id: str) -> dict[str, Any]:
+        return {"clientOrderId": client_order_id}
+
     async def _lookup(self, symbol: str, client_order_id: str) -> dict | None:
         raise NotImplementedError
 
@@ -148,6 +161,30 @@ class CcxtVenue:
                 raise KaizenError(f"venue {self.ccxt_id} has no market {sym!r} (config 'symbols')")
             self.markets[sym] = self._market_info(sym, self.ex.markets[vsym])
         await self._after_load()
+        await self._load_fees()
+
+    async def _load_fees(self) -> None:
+        """The account's own maker/taker rates where the venue reports them (they follow the VIP tier
+        and region, not the config); `[fees]` stays the fallback, and a difference is logged."""
+        try:
+            raw = await self._call(
+                "fetch_trading_fee", self.ex.fetch_trading_fee, kaizen_to_unified(self.symbols[0])
+            )
+        except VenueError as exc:
+            log.warning("%s: trading fees not reported (%s); using [fees] from the config", self.ccxt_id, exc)
+            return
+        maker, taker = raw.get("maker"), raw.get("taker")
+        if maker is None or taker is None:
+            return
+        venue = (float(maker), float(taker))
+        if venue != self.fees:
+            log.warning(
+                "%s: the account's fees are maker %g taker %g, the config says maker %g taker %g; using the account's",
+                self.ccxt_id,
+                *venue,
+                *self.fees,
+            )
+        self.fees = venue
 
     async def close(self) -> None:
         await self.ex.close()
@@ -226,7 +263,7 @@ class CcxtVenue:
                 raw = await self.ex.cancel_order(
                     venue_order_id or None,
                     vsym,
-                    {"clientOrderId": client_order_id} if not venue_order_id else {},
+                    self._cancel_params(client_order_id) if not venue_order_id else {},
                 )
                 return self._order_state(symbol, raw, client_order_id)
             except ccxt.OrderNotFound:
@@ -248,9 +285,12 @@ class CcxtVenue:
         raw = await self._call("fetch_open_orders", self.ex.fetch_open_orders, kaizen_to_unified(symbol))
         return [self._order_state(symbol, o, "") for o in raw]
 
-    async def fetch_positions(self) -> dict[str, VenuePosition]:
+    async def _raw_positions(self) -> list[dict]:
         vsyms = [kaizen_to_unified(s) for s in self.symbols]
-        raw = await self._call("fetch_positions", self.ex.fetch_positions, vsyms)
+        return await self._call("fetch_positions", self.ex.fetch_positions, vsyms)
+
+    async def fetch_positions(self) -> dict[str, VenuePosition]:
+        raw = await self._raw_positions()
         out: dict[str, VenuePosition] = {}
         for p in raw:
             sym = unified_to_kaizen(p.get("symbol") or "")
@@ -290,27 +330,29 @@ class CcxtVenue:
         raw = await self._call(
             "fetch_my_trades", self.ex.fetch_my_trades, kaizen_to_unified(symbol), since_ms, 1000
         )
-        out = []
-        for t in raw:
-            fee = t.get("fee") or {}
-            info = t.get("info") or {}
-            out.append(
-                VenueFill(
-                    symbol=symbol,
-                    trade_id=str(t.get("id")),
-                    venue_order_id=str(t.get("order") or ""),
-                    client_order_id=str(t.get("clientOrderId") or info.get("clientOrderId") or ""),
-                    side=str(t.get("side")),
-                    qty=float(t.get("amount") or 0.0),
-                    price=float(t.get("price") or 0.0),
-                    fee=float(fee.get("cost") or 0.0),
-                    fee_asset=str(fee.get("currency") or "USDT"),
-                    maker=t.get("takerOrMaker") == "maker",
-                    realized_pnl=_num(info.get("realizedPnl"), info.get("execPnl")),
-                    ts_ms=int(t.get("timestamp") or 0),
-                )
-            )
-        return out
+        return [self._fill(symbol, t) for t in raw]
+
+    @staticmethod
+    def _fill(symbol: str, t: dict) -> VenueFill:
+        """A ccxt trade as our fill (the venue's own fee and realized PnL, not a recomputation)."""
+        fee = t.get("fee") or {}
+        info = t.get("info") or {}
+        return VenueFill(
+            symbol=symbol,
+            trade_id=str(t.get("id")),
+            venue_order_id=str(t.get("order") or ""),
+            client_order_id=str(
+                t.get("clientOrderId") or info.get("clientOrderId") or info.get("orderLinkId") or ""
+            ),
+            side=str(t.get("side")),
+            qty=float(t.get("amount") or 0.0),
+            price=float(t.get("price") or 0.0),
+            fee=float(fee.get("cost") or 0.0),
+            fee_asset=str(fee.get("currency") or "USDT"),
+            maker=t.get("takerOrMaker") == "maker",
+            realized_pnl=_num(info.get("realizedPnl"), info.get("execPnl")),
+            ts_ms=int(t.get("timestamp") or 0),
+        )
 
     async def fetch_funding(self, since_ms: int | None = None) -> list[VenueFunding]:
         raw = await self._call("fetch_funding_history", self.ex.fetch_funding_history, None, since_ms, 1000)

@@ -162,3 +162,55 @@ def test_split_frames_are_flagged_and_smaller(tmp_path):
         flags = {f.header.flags & 2 for f, _ in r.frames()}
         assert flags == ({2} if split else {0})
     assert sizes[True] < sizes[False]
+
+
+def _count_fsyncs(monkeypatch) -> list[float]:
+    import os
+    import time
+
+    import kaizen.lineage.writer as writer
+
+    calls: list[float] = []
+    real = os.fsync
+
+    def fsync(fd):
+        real(fd)
+        calls.append(time.monotonic())
+
+    monkeypatch.setattr(writer.os, "fsync", fsync)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["interval", "always"])
+def test_fsync_interval_means_once_per_interval(tmp_path, monkeypatch, mode):
+    """A producer that flushes every millisecond (as one that blocks on each order would): "interval"
+    costs at most one fsync pair per flush interval, "always" one per write cycle; and an idle log
+    written to under "interval" is fsync'd within about one interval without further calls."""
+    import time
+
+    calls = _count_fsyncs(monkeypatch)
+    ms = 50
+    w = LineageWriter(tmp_path, LineageConfig(fsync=mode, flush_interval_ms=ms))
+    opened = len(calls)  # the segment header and directory at open
+    t0 = time.monotonic()
+    flushes = 0
+    i = 0
+    while time.monotonic() - t0 < 0.5:
+        w.append(_dec(i))
+        i += 1
+        w.flush()
+        flushes += 1
+        time.sleep(0.001)
+    elapsed = time.monotonic() - t0
+    during = len(calls) - opened
+    if mode == "interval":
+        assert during <= 2 * (elapsed * 1000 / ms + 1), (during, flushes)  # seg + idx per sync
+        w.append(_dec(i))
+        w.flush()
+        n = len(calls)
+        time.sleep(3 * ms / 1000)  # idle: the writer's own timer does the pending fsync
+        assert len(calls) > n
+    else:
+        assert during >= 2 * flushes  # every acknowledged cycle was fsync'd (data and index)
+    w.close()
+    assert [x.id for x in LineageReader(tmp_path).records()] == list(range(i + (mode == "interval")))

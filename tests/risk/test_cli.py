@@ -1,5 +1,4 @@
-"""The re-arm command, through the real CLI dispatcher in a child process (the lead adds
-kaizen.risk.cli to COMMAND_MODULES; until then the test loads it through a tiny wrapper)."""
+"""The re-arm command, through the real CLI dispatcher in a child process."""
 
 import subprocess
 import sys
@@ -8,24 +7,10 @@ from kaizen.config import RiskConfig
 from kaizen.risk import HALT_FILE, RiskManager
 from tests.conftest import REPO
 
-WRAPPER = (
-    "import sys, argparse; from kaizen.risk import cli; from kaizen.errors import KaizenError\n"
-    "p = argparse.ArgumentParser(prog='kaizen'); sub = p.add_subparsers(); cli.register(sub)\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "try: sys.exit(a.func(a))\n"
-    "except KaizenError as e: print(f'kaizen: error: {e}', file=sys.stderr); sys.exit(2)\n"
-)
-
 
 def kz(*args):
-    import kaizen.cli as kcli
-
-    if "kaizen.risk.cli" in kcli.COMMAND_MODULES:
-        cmd = [sys.executable, "-m", "kaizen", *args]
-    else:
-        cmd = [sys.executable, "-c", WRAPPER, *args]
     return subprocess.run(
-        cmd,
+        [sys.executable, "-m", "kaizen", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

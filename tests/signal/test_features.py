@@ -135,37 +135,3 @@ def test_book_inputs_feed_live_only_features():
     assert v[FEATURE_NAMES.index("flow_signed_volume")] == pytest.approx(1.5 / 10.0)
     fe.on_book("BTCUSDT", 0.0, 100.0, 100.0, 0.0)  # new bar: the accumulator restarted
     assert fe.vector("BTCUSDT")[FEATURE_NAMES.index("flow_signed_volume")] == 0.0
-
-
-def test_features_match_numpy_definition(shared_data):
-    """A second, independent numpy implementation of a few definitions at a real bar."""
-    ds = load_dataset(
-        shared_data,
-        ["BTCUSDT", "ETHUSDT"],
-        "1h",
-        parse_date_ms("2024-05-01", ""),
-        parse_date_ms("2024-06-01", ""),
-    )
-    bf = batch_features(ds)
-    k = ds.symbols["ETHUSDT"].klines
-    i = 300
-    x = bf.X[bf.rows_of("ETHUSDT")][i]
-    c, h, lo, v = k.close[: i + 1], k.high[: i + 1], k.low[: i + 1], k.volume[: i + 1]
-    r = np.diff(np.log(c))
-    kb = ds.symbols["BTCUSDT"].klines
-    j = int(np.searchsorted(kb.open_time, k.open_time[i]))
-    rb = np.diff(np.log(kb.close[: j + 1]))
-    expect = {
-        "mom_ret_24": np.log(c[-1] / c[-25]),
-        "vol_rv_72": r[-72:].std(),
-        "vol_parkinson_24": np.sqrt(np.mean(np.log(h[-24:] / lo[-24:]) ** 2) / (4 * np.log(2))),
-        "mr_z_72": (c[-1] - c[-72:].mean()) / c[-72:].std(),
-        "mr_range_pos_72": (c[-1] - lo[-72:].min()) / (h[-72:].max() - lo[-72:].min()),
-        "mr_autocorr_24": np.corrcoef(r[-24:], r[-25:-1])[0, 1],
-        "vlm_z_24": (np.log1p(v[-1]) - np.log1p(v[-24:]).mean()) / np.log1p(v[-24:]).std(),
-        "x_corr_72": np.corrcoef(r[-72:], rb[-72:])[0, 1],
-        "x_spread_24": np.mean(np.abs(r[-24:] - rb[-24:])),
-        "basis_premium": ds.symbols["ETHUSDT"].mark_close[i] / c[-1] - 1,
-    }
-    for name, val in expect.items():
-        assert x[FEATURE_NAMES.index(name)] == pytest.approx(val, rel=1e-9, abs=1e-15), name

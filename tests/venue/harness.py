@@ -43,7 +43,8 @@ class JsonlLineage:
 
 class CutProxy:
     """TCP proxy on 127.0.0.1. While `cut_orders` > 0, a connection that carried a
-    `POST /fapi/v1/order` request is closed when the venue's answer arrives, without relaying it."""
+    new-order request (Binance `POST /fapi/v1/order`, Bybit `POST /v5/order/create`) is closed when
+    the venue's answer arrives, without relaying it."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
@@ -68,7 +69,9 @@ class CutProxy:
 
         async def up() -> None:
             while data := await cr.read(65536):
-                if self.cut_orders > 0 and b"POST /fapi/v1/order" in data:
+                if self.cut_orders > 0 and (
+                    b"POST /fapi/v1/order " in data or b"POST /v5/order/create" in data
+                ):
                     state["armed"] = True
                 uw.write(data)
                 await uw.drain()
@@ -88,11 +91,11 @@ class CutProxy:
         await asyncio.gather(up(), down(), return_exceptions=True)
 
 
-def make_cfg(symbols: list[str], **risk: Any) -> Config:
+def make_cfg(symbols: list[str], venue: str = "binanceusdm", **risk: Any) -> Config:
     return Config(
         mode="paper",
         symbols=symbols,
-        venue=VenueConfig(api_key_env=KEY_ENV, api_secret_env=SECRET_ENV, timeout_ms=1500),
+        venue=VenueConfig(name=venue, api_key_env=KEY_ENV, api_secret_env=SECRET_ENV, timeout_ms=1500),
         risk=RiskConfig(**risk),
     )
 
@@ -108,12 +111,13 @@ class Session:
         secret: str = "e2e-secret-0001",
         proxy: bool = False,
         sim_kw: dict | None = None,
+        venue: str = "binanceusdm",
         **risk: Any,
     ) -> None:
         self.tmp, self.symbols, self.key, self.secret = tmp, symbols, key, secret
         self.use_proxy = proxy
         self.sim_kw = sim_kw or {}
-        self.cfg = make_cfg(symbols, **risk)
+        self.cfg = make_cfg(symbols, venue, **risk)
 
     async def __aenter__(self) -> Session:
         from kaizen.venue.sim import Simulator

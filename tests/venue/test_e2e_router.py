@@ -13,9 +13,6 @@ import pytest
 from kaizen.lineage import records
 from tests.venue.harness import Session
 
-if not hasattr(pytest.importorskip("kaizen.venue.sim"), "Simulator"):
-    pytest.skip("the simulator (branch sim) is not merged here", allow_module_level=True)
-
 SYM = "BTCUSDT"
 
 

@@ -10,15 +10,11 @@ import asyncio
 import math
 import time
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kaizen.risk import size_position
 from tests.venue.harness import Session
-
-if not hasattr(pytest.importorskip("kaizen.venue.sim"), "Simulator"):
-    pytest.skip("the simulator (branch sim) is not merged here", allow_module_level=True)
 
 SYMS = ["BTCUSDT", "ETHUSDT"]
 

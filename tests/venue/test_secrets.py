@@ -16,9 +16,6 @@ from kaizen.venue import make_venue
 from kaizen.venue.base import OrderRejected, VenueError
 from tests.venue.harness import KEY_ENV, SECRET_ENV, Session
 
-if not hasattr(pytest.importorskip("kaizen.venue.sim"), "Simulator"):
-    pytest.skip("the simulator (branch sim) is not merged here", allow_module_level=True)
-
 SYM = "BTCUSDT"
 
 

@@ -63,7 +63,9 @@ class Order:
     time_ms: int
     filled_lots: int = 0
     cum_quote: float = 0.0
+    cum_fee: float = 0.0
     status: str = "NEW"
+    reject_reason: str = ""  # why a post-only order was cancelled on arrival (Bybit's rejectReason)
     update_ms: int = 0
     prio: int = 0  # time priority: creation order, renewed by an amend
 
@@ -200,12 +202,14 @@ class Exchange:
         return max(0.0, lp)
 
     # -- orders -----------------------------------------------------------------------------
-    def new_order(self, params: dict[str, str]) -> dict[str, Any]:
+    def new_order(self, params: dict[str, str], post_only_rejects: bool = True) -> dict[str, Any]:
+        """post_only_rejects: a post-only order that would take liquidity is refused (Binance, -5022);
+        False: it is accepted and cancelled at once (Bybit, rejectReason EC_PostOnlyWillTakeLiquidity)."""
         now = self._now()
         record = {"time": now, "params": dict(params), "accepted": False, "error": None}
         self.orders_received.append(record)
         try:
-            order = self._new_order(params, now)
+            order = self._new_order(params, now, post_only_rejects)
         except SimError as exc:
             record["error"] = {"code": exc.code, "msg": exc.msg}
             raise
@@ -229,7 +233,7 @@ class Exchange:
         self.record_refused(params, code, msg)
         raise SimError(code, msg)
 
-    def _new_order(self, params: dict[str, str], now: int) -> Order:
+    def _new_order(self, params: dict[str, str], now: int, post_only_rejects: bool = True) -> Order:
         symbol = params.get("symbol", "")
         spec = self.spec(symbol)
         mkt = self.markets[symbol]
@@ -301,9 +305,10 @@ class Exchange:
             cap = max((b.notional_cap for b in spec.brackets if b.max_leverage >= pos.leverage), default=0.0)
             if inc > 0 and abs(spec.qty_of(pos.lots + signed)) * ref_price > cap:
                 raise SimError(-2027, "Exceeded the maximum allowable position at current leverage.")
+        would_take = False
         if tif == "GTX" and otype == "LIMIT":
-            crosses = price_ticks >= mkt.best_ask() if side == "BUY" else price_ticks <= mkt.best_bid()
-            if crosses:
+            would_take = price_ticks >= mkt.best_ask() if side == "BUY" else price_ticks <= mkt.best_bid()
+            if would_take and post_only_rejects:
                 raise SimError(
                     -5022,
                     "Due to the order could not be executed as maker, the Post Only order will be rejected.",
@@ -324,6 +329,10 @@ class Exchange:
         self.orders[order.order_id] = order
         self.by_client[client_id] = order
         self._emit_order(order, "NEW")
+        if would_take:  # accepted, then cancelled without trading
+            order.reject_reason = "EC_PostOnlyWillTakeLiquidity"
+            self._cancel(order)
+            return order
         self._take(order, mkt)
         if order.is_open:
             if otype == "MARKET" or tif in ("IOC", "FOK"):
@@ -565,6 +574,7 @@ class Exchange:
         if order is not None:
             order.filled_lots += lots
             order.cum_quote += price * qty
+            order.cum_fee += fee
             order.status = "FILLED" if order.remaining == 0 else "PARTIALLY_FILLED"
             order.update_ms = now
         entry = {

@@ -139,6 +139,7 @@ class RestApi:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
+        app.router.add_route("*", "/v5/{tail:.*}", self.sim.bybit.handle)  # Bybit's v5 dialect
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -182,25 +183,12 @@ class RestApi:
         return _err(-5000, f"Path {path}, Method {method} is invalid", 404)
 
     async def _inject(self, method: str, path: str, params: dict[str, str], pre: bool) -> web.Response | None:
-        f = self.sim.faults
-        if not f.applies(method, path):
-            return None
         is_order = method == "POST" and path == "/fapi/v1/order"
-        if not pre:
-            if f.timeout_after_accept > 0:
-                f.timeout_after_accept -= 1
-                self.sim.log_fault("timeout_after_accept", method, path, params)
-                await asyncio.sleep(f.timeout_s)
-                return _err(
-                    -1007,
-                    "Timeout waiting for response from backend server. Send status unknown; "
-                    "execution status unknown.",
-                    503,
-                )
+        kind = self.sim.take_fault(method, path, params, order=is_order, pre=pre)
+        if kind is None:
             return None
-        if f.rest_429 > 0:
-            f.rest_429 -= 1
-            self.sim.log_fault("429", method, path, params)
+        f = self.sim.faults
+        if kind == "429":
             if is_order:
                 self.sim.exchange.record_refused(params, -1003, "429")
             return _err(
@@ -209,16 +197,12 @@ class RestApi:
                 429,
                 {"Retry-After": str(f.retry_after_s)},
             )
-        if f.rest_5xx > 0:
-            f.rest_5xx -= 1
-            self.sim.log_fault("5xx", method, path, params)
+        if kind == "5xx":
             if is_order:
                 self.sim.exchange.record_refused(params, -1001, "503")
             return _err(-1001, "Internal error; unable to process your request. Please try again.", 503)
-        if f.timeout > 0:
-            f.timeout -= 1
-            self.sim.log_fault("timeout", method, path, params)
-            if is_order:
+        if kind in ("timeout", "timeout_after_accept"):
+            if kind == "timeout" and is_order:
                 self.sim.exchange.record_refused(params, -1007, "timeout (not processed)")
             await asyncio.sleep(f.timeout_s)
             return _err(
@@ -227,13 +211,10 @@ class RestApi:
                 "execution status unknown.",
                 503,
             )
-        if is_order and f.reject_orders > 0:
-            f.reject_orders -= 1
-            self.sim.log_fault("reject", method, path, params)
-            try:
-                self.sim.exchange.reject(params, -2010, "Order was rejected (injected fault).")
-            except SimError as exc:
-                return _err(exc.code, exc.msg, exc.status)
+        try:  # "reject"
+            self.sim.exchange.reject(params, -2010, "Order was rejected (injected fault).")
+        except SimError as exc:
+            return _err(exc.code, exc.msg, exc.status)
         return None
 
     def _auth(self, request: web.Request, params: dict[str, str], body: str, key_only: bool) -> None:

@@ -1,4 +1,5 @@
-"""The local exchange simulator: a Binance USD-M look-alike on 127.0.0.1 (REST + websocket).
+"""The local exchange simulator: a Binance USD-M look-alike on 127.0.0.1 (REST + websocket), which
+also answers Bybit's v5 linear REST dialect under /v5/ (kaizen/venue/sim/bybit_rest.py).
 
 Clock: sim ms = start epoch + wall elapsed x speed (+ explicit advances from /_sim/advance).
 Event times (E/T), funding times and fills use the sim clock; signed-request timestamps are
@@ -20,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kaizen.venue.sim.bybit_rest import BybitRestApi
 from kaizen.venue.sim.exchange import Exchange
 from kaizen.venue.sim.market import SymbolMarket, next_funding_ms
 from kaizen.venue.sim.rest import RestApi
@@ -139,6 +141,7 @@ class Simulator:
         self.ws = WsHub(host, ws_port, ws_layout)
         self.exchange.listeners.append(self._publish_user_event)
         self.rest = RestApi(self)
+        self.bybit = BybitRestApi(self)  # Bybit's v5 dialect on the same port (/v5/...)
         if faults:
             self.set_faults(dict(faults))
         self._runner: web.AppRunner | None = None
@@ -264,16 +267,49 @@ class Simulator:
     def funding_log(self) -> list[dict[str, Any]]:
         return self.exchange.funding_log
 
-    def log_fault(self, kind: str, method: str, path: str, params: dict[str, str]) -> None:
+    def log_fault(
+        self, kind: str, method: str, path: str, params: dict[str, str], client_id: str | None = None
+    ) -> None:
         self.fault_log.append(
             {
                 "time": self.now_ms(),
                 "fault": kind,
                 "method": method,
                 "path": path,
-                "clientOrderId": params.get("newClientOrderId", ""),
+                "clientOrderId": params.get("newClientOrderId", "") if client_id is None else client_id,
             }
         )
+
+    def take_fault(
+        self, method: str, path: str, params: dict[str, str], *, order: bool, pre: bool, client_id: str = ""
+    ) -> str | None:
+        """The injected fault for this request, if any, counted down and logged: before processing
+        "429", "5xx", "timeout" (not processed) or, for new orders, "reject"; after a new order was
+        processed, "timeout_after_accept". One decision for every REST dialect the simulator speaks
+        (Binance, Bybit); each answers it in its own venue's terms."""
+        f = self.faults
+        if not f.applies(method, path):
+            return None
+        kind = None
+        if not pre:
+            if order and f.timeout_after_accept > 0:
+                f.timeout_after_accept -= 1
+                kind = "timeout_after_accept"
+        elif f.rest_429 > 0:
+            f.rest_429 -= 1
+            kind = "429"
+        elif f.rest_5xx > 0:
+            f.rest_5xx -= 1
+            kind = "5xx"
+        elif f.timeout > 0:
+            f.timeout -= 1
+            kind = "timeout"
+        elif order and f.reject_orders > 0:
+            f.reject_orders -= 1
+            kind = "reject"
+        if kind is not None:
+            self.log_fault(kind, method, path, params, client_id or params.get("newClientOrderId", ""))
+        return kind
 
     def set_faults(self, body: dict[str, Any]) -> dict[str, Any]:
         names = {f.name for f in fields(Faults)}
