@@ -79,6 +79,24 @@ class ModelConfig(_Section):
     threads: int = 2
 
 
+class ExitConfig(_Section):
+    """Exit rules (kaizen.models.exit_rules / kaizen.models.exit). `rule` names a live rule:
+    learned, signal, signal_zero, time_N, tpsl_TP_SL, trail_A_D, triple_TP_SL_N (barriers in
+    units of entry vol * sqrt(horizon)); the hindsight oracle is not selectable."""
+
+    rule: str = "signal"
+    model_dir: str = ""  # the learned exit model (kaizen exit eval writes OUT/exit_model)
+    max_hold_bars: int = 16  # every rule closes a trade after this many bars (4x the signal horizon)
+    hard_stop_vol: float = 3.0  # learned exit's hard stop, entry vol * sqrt(horizon) units; 0 = off
+    # training and evaluation (kaizen exit eval)
+    folds: int = 6  # walk-forward test windows over [--start, --end)
+    embargo_bars: int = 24
+    trees: int = 200
+    max_depth: int = 3
+    learning_rate: float = 0.05
+    edge_refit_days: int = 30  # the edge calibration is refitted on this cadence, walk-forward
+
+
 class LoopConfig(_Section):
     retrain_every_hours: float = 24.0
     shadow_hours: float = 24.0
@@ -124,6 +142,7 @@ class Config(_Section):
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
     models: ModelConfig = msgspec.field(default_factory=ModelConfig)
+    exit: ExitConfig = msgspec.field(default_factory=ExitConfig)
     loop: LoopConfig = msgspec.field(default_factory=LoopConfig)
     lineage: LineageConfig = msgspec.field(default_factory=LineageConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
@@ -157,6 +176,20 @@ def _validate(cfg: Config, source: str) -> Config:
     for key, value in {"fees.maker": cfg.fees.maker, "fees.taker": cfg.fees.taker}.items():
         if not -0.01 < value < 0.01:
             raise ConfigError(f"{source}: key '{key}' is a fraction of notional, got {value!r}")
+    ex = cfg.exit
+    for key in ("max_hold_bars", "folds", "trees", "max_depth", "edge_refit_days"):
+        if getattr(ex, key) < 1:
+            raise ConfigError(f"{source}: key 'exit.{key}' must be >= 1, got {getattr(ex, key)!r}")
+    if ex.embargo_bars < 0 or ex.hard_stop_vol < 0 or not 0 < ex.learning_rate <= 1:
+        raise ConfigError(
+            f"{source}: 'exit.embargo_bars' and 'exit.hard_stop_vol' must be >= 0, 'exit.learning_rate' in (0, 1]"
+        )
+    from kaizen.models.exit_rules import check_name
+
+    try:
+        check_name(ex.rule)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: key 'exit.rule': {exc}") from None
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
     return cfg
