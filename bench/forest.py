@@ -72,10 +72,17 @@ def _tl2cgen_rows(tl2cgen, treelite, booster, T, want, cache, row1, rows) -> lis
     tl_err = float(np.max(np.abs(tl_out - want) / np.maximum(want, 1e-30)))
     lat = _py_latency(lambda r: pred.predict(tl2cgen.DMatrix(row1(r))), T, SINGLE)
     pred_mt = tl2cgen.Predictor(libpath)
-    rows.append(("tl2cgen Predictor (Python API)", *_stats(lat),
-                 _throughput(lambda A: pred_mt.predict(tl2cgen.DMatrix(A)), T)))
-    notes.append(f"tl2cgen {tl2cgen.__version__} Python Predictor: export_lib {tl_compile_s:.1f}s, "
-                 f"max rel err vs XGBoost {tl_err:.2g}")
+    rows.append(
+        (
+            "tl2cgen Predictor (Python API)",
+            *_stats(lat),
+            _throughput(lambda A: pred_mt.predict(tl2cgen.DMatrix(A)), T),
+        )
+    )
+    notes.append(
+        f"tl2cgen {tl2cgen.__version__} Python Predictor: export_lib {tl_compile_s:.1f}s, "
+        f"max rel err vs XGBoost {tl_err:.2g}"
+    )
 
     # The same model's generated C (default, and quantize=1: tl2cgen's integer-threshold option),
     # compiled with Kaizen's own compiler and flags, called from C through dlsym.
@@ -98,13 +105,22 @@ def _tl2cgen_rows(tl2cgen, treelite, booster, T, want, cache, row1, rows) -> lis
         c_out = entry_predict(cpath, entries).reshape(-1).astype(np.float64)
         c_err = float(np.max(np.abs(c_out - want)))
         if c_err > 1e-5:
-            raise SystemExit(f"tl2cgen C predict ({name}) differs from Booster.predict by {c_err:.3g} (> 1e-5)")
+            raise SystemExit(
+                f"tl2cgen C predict ({name}) differs from Booster.predict by {c_err:.3g} (> 1e-5)"
+            )
         lat = entry_latency_ns(cpath, entries, reps=2)
-        rows.append((f"tl2cgen C predict {name} (Cython)", *_stats(lat),
-                     _throughput(lambda A, c=cpath: entry_predict(c, A), entries)))
+        rows.append(
+            (
+                f"tl2cgen C predict {name} (Cython)",
+                *_stats(lat),
+                _throughput(lambda A, c=cpath: entry_predict(c, A), entries),
+            )
+        )
         notes.append(f"tl2cgen C predict {name}: max abs err vs Booster.predict {c_err:.2g}")
-    notes.append(f"tl2cgen C: generate_c_code + `{_cc()} {' '.join(_cflags())}` (both variants, 2 jobs) "
-                 f"{c_compile_s:.1f}s; batch is single-thread, one C call per row, like Kaizen's")
+    notes.append(
+        f"tl2cgen C: generate_c_code + `{_cc()} {' '.join(_cflags())}` (both variants, 2 jobs) "
+        f"{c_compile_s:.1f}s; batch is single-thread, one C call per row, like Kaizen's"
+    )
     return notes
 
 
@@ -115,8 +131,11 @@ def main() -> int:
     w = rng.normal(size=N_FEAT)
     y = (np.nan_to_num(X) @ w + rng.normal(scale=2.0, size=len(X)) > 0).astype(np.float32)
     t0 = time.perf_counter()
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": DEPTH, "eta": 0.1, "nthread": 2},
-                        xgb.DMatrix(X, label=y), num_boost_round=N_TREES)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": DEPTH, "eta": 0.1, "nthread": 2},
+        xgb.DMatrix(X, label=y),
+        num_boost_round=N_TREES,
+    )
     train_s = time.perf_counter() - t0
     T = rng.normal(size=(BATCH, N_FEAT)).astype(np.float32)
     T[rng.random(T.shape) < 0.1] = np.nan
@@ -138,7 +157,9 @@ def main() -> int:
     rows: list[tuple[str, float, float, float]] = []  # name, median us, p99 us, rows/s
     row1 = lambda r: r.reshape(1, -1)  # noqa: E731
     lat = _py_latency(lambda r: booster.predict(xgb.DMatrix(row1(r))), T, SINGLE // 3)
-    rows.append(("Booster.predict(DMatrix)", *_stats(lat), _throughput(lambda A: booster.predict(xgb.DMatrix(A)), T)))
+    rows.append(
+        ("Booster.predict(DMatrix)", *_stats(lat), _throughput(lambda A: booster.predict(xgb.DMatrix(A)), T))
+    )
     lat = _py_latency(lambda r: booster.inplace_predict(row1(r)), T, SINGLE)
     rows.append(("Booster.inplace_predict", *_stats(lat), _throughput(booster.inplace_predict, T)))
     lat = capi.latency_ns(T[:SINGLE], reps=1)
@@ -164,30 +185,40 @@ def main() -> int:
     rows.append(("Kaizen interpreter (predict_ptr)", *_stats(lat), _throughput(interp.predict, T)))
 
     inplace_med = rows[1][1]
-    print(f"model: binary:logistic, {N_TREES} trees, depth {DEPTH}, {N_FEAT} features, ~10% NaN inputs "
-          f"(trained in {train_s:.1f}s)")
+    print(
+        f"model: binary:logistic, {N_TREES} trees, depth {DEPTH}, {N_FEAT} features, ~10% NaN inputs "
+        f"(trained in {train_s:.1f}s)"
+    )
     print(f"Kaizen compile: first load {first_load_s:.2f}s, cached load {cached_load_s * 1e3:.1f} ms")
     kz_med, kz_tput = rows[kz_row][1], rows[kz_row][3]
-    print(f"{'predictor':40s} {'median us':>10s} {'p99 us':>10s} {'vs inplace':>11s} {'batch 10k rows/s':>17s}"
-          f" {'Kaizen speedup (med, batch)':>28s}")
+    print(
+        f"{'predictor':40s} {'median us':>10s} {'p99 us':>10s} {'vs inplace':>11s} {'batch 10k rows/s':>17s}"
+        f" {'Kaizen speedup (med, batch)':>28s}"
+    )
     for name, med, p99, tput in rows:
         tp = "-" if np.isnan(tput) else f"{tput:,.0f}"
         ratio = f"{med / kz_med:.2f}x, " + ("-" if np.isnan(tput) else f"{kz_tput / tput:.2f}x")
         print(f"{name:40s} {med:10.2f} {p99:10.2f} {inplace_med / med:10.1f}x {tp:>17s} {ratio:>28s}")
     for note in tl_notes:
         print(note)
-    print("Kaizen speedup: this row's median / Kaizen compiled median, and Kaizen compiled rows/s / this row's "
-          "(> 1 means Kaizen compiled is faster)")
+    print(
+        "Kaizen speedup: this row's median / Kaizen compiled median, and Kaizen compiled rows/s / this row's "
+        "(> 1 means Kaizen compiled is faster)"
+    )
     med = _stats(lat_c)[0]
     ok = med <= 3.0 and inplace_med / med >= 50
-    print(f"target: compiled median <= 3 us and >= 50x inplace_predict: {'MET' if ok else 'NOT MET'} "
-          f"({med:.2f} us, {inplace_med / med:.0f}x)")
+    print(
+        f"target: compiled median <= 3 us and >= 50x inplace_predict: {'MET' if ok else 'NOT MET'} "
+        f"({med:.2f} us, {inplace_med / med:.0f}x)"
+    )
     tl_c = [(n, m) for n, m, _, _ in rows if n.startswith("tl2cgen C predict")]
     if tl_c:
         best_name, best_med = min(tl_c, key=lambda r: r[1])
         verdict = "MET" if med <= best_med else "NOT MET"
-        print(f"target: compiled median not slower than tl2cgen's C predict called from C: {verdict} "
-              f"({med:.2f} us vs {best_med:.2f} us for {best_name!r})")
+        print(
+            f"target: compiled median not slower than tl2cgen's C predict called from C: {verdict} "
+            f"({med:.2f} us vs {best_med:.2f} us for {best_name!r})"
+        )
     return 0
 
 

@@ -197,7 +197,13 @@ class ExitDecision(msgspec.Struct, kw_only=True):
     values: Any = None
 
     def record(
-        self, id: int, ts: int, symbol: str, rule: str, position: PositionState, parents: list[int] | None = None
+        self,
+        id: int,
+        ts: int,
+        symbol: str,
+        rule: str,
+        position: PositionState,
+        parents: list[int] | None = None,
     ) -> Any:
         """The lineage record of this decision (kaizen.lineage.records.ExitRecord), copying the
         inputs out of the rule's buffers."""

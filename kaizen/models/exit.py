@@ -11,19 +11,27 @@ edge, honest fills). At the close of bar j of a trade (bars_in_trade = j < max_h
     edge for the held side over the bar's vol, and the bar's vol over the entry vol;
   - the 34 market features at that close (kaizen.models.features, the live engine's numbers).
 
-Target ("hold1"): the market part of holding one more interval instead of exiting at the next
-open, g_j = V_{j+1} - V_j + funding_j, from `trades.value_matrix` (exactly: exiting one bar later
-pays the same fee rate on a different price and the spread/slippage on a different price, so the
-price move is scaled by (side - fee) * (1 - side * k); the funding settled inside the interval is
-left out of the target because it is known in advance and charged explicitly). The model
-regresses g_j / vol_j (clipped to +-target_clip, squared error).
+Target ("hold1", the issue's): the market part of holding one more interval instead of exiting
+at the next open, g_j = V_{j+1} - V_j + funding_j, from `trades.value_matrix` (exactly: exiting
+one bar later pays the same fee rate on a different price and the spread/slippage on a different
+price, so the price move is scaled by (side - fee) * (1 - side * k); the funding settled inside the
+interval is left out of the target because it is known in advance and charged explicitly). The
+model regresses g_j / vol_j (clipped to +-target_clip, squared error).
+
+Target ("cont", Longstaff-Schwartz, one step): the net value of holding one more interval and then
+following the hold1 policy to its exit, V_tau - V_j (funding included), over vol_j. It sees past the
+next bar (a one-bar target is myopic: it exits on any dip before a known later gain); its label is
+known only when the trade's last possible fill is, and it is purged accordingly.
+
+Which kind and which margin (below) serve a test window is chosen by an inner walk-forward split
+of the training span (`select`), never by the test.
 
 Policy (`LearnedExit`): at bars_in_trade j,
-  hold value  h = g_hat * vol_j - funding due in the next interval (latest rate, signed by side)
-              = the predicted net value of holding one more interval;
-  cost of staying c = margin * vol_j: a risk charge per interval of volatility carried, with
-              margin chosen by the walk-forward protocol (inner validation on the training span;
-              0 = risk neutral, negative = the option value of holding on);
+  hold value  h = predicted net value of holding one more interval (fraction of entry notional):
+              "hold1": g_hat * vol_j - funding due in the next interval (latest rate, signed by
+              side, 0 when no settlement falls inside it); "cont": its prediction * vol_j;
+  cost of staying c = margin * vol_j: a risk charge per interval of volatility carried (0 = risk
+              neutral; negative = the option value of holding on);
   exit when h < c. A hard stop (return since entry <= -hard_stop_vol * entry_vol *
   sqrt(horizon)) and the max-hold cap stay as risk controls, outside the model.
 
@@ -57,6 +65,10 @@ MANIFEST = "manifest.json"
 MODEL_FILE = "model.json"
 SCHEMA = 1
 KIND = "hold1"
+TARGETS = {
+    "hold1": "market return of holding one more interval / per-bar vol at the decision (funding charged by the policy)",
+    "cont": "net return of holding one more interval then following the hold1 policy to its exit / per-bar vol",
+}
 
 STATE_NAMES = [
     "pos_side",
@@ -169,18 +181,32 @@ def build_examples(markets: list[Market], trades: Trades, costs: Costs, horizon_
 # ----------------------------------------------------------------------------------------- policy
 
 
+def hold_values(pred: np.ndarray, ex: ExitExamples, rows: np.ndarray, kind: str) -> np.ndarray:
+    """The policy's hold value per cell from the model's predictions (vol units): "hold1" predicts
+    the market part and the funding due is charged here; "cont" predicts the net value itself."""
+    h = pred.astype(np.float64) * ex.vol[rows]
+    return h - ex.fund_hat[rows] if kind == "hold1" else h
+
+
 def policy_exit_bars(
-    pred: np.ndarray, ex: ExitExamples, rows: np.ndarray, margin: float, hard_stop_vol: float
+    pred: np.ndarray,
+    ex: ExitExamples,
+    rows: np.ndarray,
+    margin: float,
+    hard_stop_vol: float,
+    kind: str = KIND,
 ) -> np.ndarray:
     """Exit bar j (1..H) per trade in `rows` under the LearnedExit policy, from the model's
     predictions pred (len(rows), H) in vol units. Same decisions as LearnedExit.on_bar."""
-    vol = ex.vol[rows]
-    hold = pred.astype(np.float64) * vol - ex.fund_hat[rows]
-    cond = hold < margin * vol
+    return np.argmax(_exit_cells(pred, ex, rows, margin, hard_stop_vol, kind), axis=1) + 1
+
+
+def _exit_cells(pred, ex, rows, margin, hard_stop_vol, kind) -> np.ndarray:
+    cond = hold_values(pred, ex, rows, kind) < margin * ex.vol[rows]
     if hard_stop_vol > 0:
         cond |= ex.last_return[rows] <= -hard_stop_vol * ex.unit[rows][:, None]
     cond[:, -1] = True
-    return np.argmax(cond, axis=1) + 1
+    return cond
 
 
 def net_of(ex: ExitExamples, rows: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -204,7 +230,9 @@ class ExitParams:
     threads: int = 2
     seed: int = 7
     target_clip: float = 4.0
-    margins: tuple[float, ...] = (0.0, -0.1, -0.05, 0.05, 0.1)  # ties go to the first (0)
+    # candidates chosen by the inner walk-forward split (ties go to the first: hold1, margin 0)
+    kinds: tuple[str, ...] = ("hold1", "cont")
+    margins: tuple[float, ...] = (0.0, -0.1, -0.05, 0.05, 0.1)
     hard_stop_vol: float = 3.0
     inner_frac: float = 0.3
     min_rows: int = 2000
@@ -213,6 +241,10 @@ class ExitParams:
     @property
     def embargo_ms(self) -> int:
         return self.embargo_bars * self.interval_ms
+
+    @property
+    def n_candidates(self) -> int:
+        return len(self.kinds) * len(self.margins)
 
     def xgb_params(self) -> dict[str, Any]:
         return {
@@ -224,16 +256,24 @@ class ExitParams:
 
 
 def target(ex: ExitExamples, clip: float) -> np.ndarray:
-    """g / vol clipped (nan where undefined: the last bar, or no vol)."""
+    """The "hold1" target: g / vol clipped (nan where undefined: the last bar, or no vol)."""
     with np.errstate(invalid="ignore"):
         return np.clip(ex.g / ex.vol, -clip, clip)
 
 
+def label_end(ex: ExitExamples, kind: str) -> np.ndarray:
+    """When each cell's label is known: the later exit's fill for "hold1"; for "cont" the label
+    follows the policy to its exit, so (conservatively) the trade's last possible fill."""
+    if kind == "hold1":
+        return ex.label_end
+    return np.broadcast_to(ex.label_end[:, -1:], ex.label_end.shape)
+
+
 def train_rows(
-    ex: ExitExamples, y: np.ndarray, until_ms: int, trade_mask: np.ndarray | None = None
+    ex: ExitExamples, y: np.ndarray, until_ms: int, kind: str = KIND, trade_mask: np.ndarray | None = None
 ) -> np.ndarray:
     """Flat indices (i * H + j - 1) of rows whose label is known by until_ms."""
-    ok = (ex.label_end <= until_ms) & np.isfinite(y)
+    ok = (label_end(ex, kind) <= until_ms) & np.isfinite(y)
     ok[:, -1] = False
     if trade_mask is not None:
         ok &= trade_mask[:, None]
@@ -245,7 +285,7 @@ def fit_booster(ex: ExitExamples, y: np.ndarray, flat_rows: np.ndarray, params: 
 
     F = ex.X.shape[2]
     X = ex.X.reshape(-1, F)[flat_rows]
-    d = xgb.DMatrix(X, label=y.ravel()[flat_rows], missing=np.nan, feature_names=None)
+    d = xgb.DMatrix(X, label=y.ravel()[flat_rows], missing=np.nan)
     return xgb.train(params.xgb_params(), d, num_boost_round=params.trees)
 
 
@@ -255,10 +295,57 @@ def predict_booster(booster, ex: ExitExamples, rows: np.ndarray) -> np.ndarray:
     return np.asarray(booster.inplace_predict(X, missing=np.nan)).reshape(len(rows), ex.H)
 
 
+def continuation_target(
+    ex: ExitExamples, rows: np.ndarray, pred: np.ndarray, params: ExitParams
+) -> np.ndarray:
+    """The "cont" target of trades `rows` (Longstaff-Schwartz): the net value of holding one more
+    interval and then following the myopic policy (pred: its predictions, vol units, margin 0) to
+    its exit, V[tau(j+1)] - V[j], over the bar's vol, clipped to +-2 * target_clip."""
+    cond = _exit_cells(pred, ex, rows, 0.0, params.hard_stop_vol, "hold1")
+    H = ex.H
+    nxt = np.empty(cond.shape, np.int64)  # first exit cell at or after each cell
+    nxt[:, -1] = H - 1
+    for c in range(H - 2, -1, -1):
+        nxt[:, c] = np.where(cond[:, c], c, nxt[:, c + 1])
+    V = ex.V[rows]
+    y = np.full(cond.shape, np.nan)
+    tau = nxt[:, 1:]  # holding at cell c continues from cell c + 1
+    y[:, :-1] = np.take_along_axis(V, tau, axis=1) - V[:, :-1]
+    with np.errstate(invalid="ignore"):
+        return np.clip(y / ex.vol[rows], -2 * params.target_clip, 2 * params.target_clip)
+
+
+@dataclass
+class Fitted:
+    kind: str
+    booster: Any
+    rows: np.ndarray  # flat rows of the final stage
+    stage_rows: np.ndarray  # flat rows of every stage (for the leakage checks)
+
+
+def fit_kind(ex: ExitExamples, params: ExitParams, kind: str, until_ms: int) -> Fitted | None:
+    """Fit a model of `kind` on what is known by until_ms (None when too few rows)."""
+    y1 = target(ex, params.target_clip)
+    rows1 = train_rows(ex, y1, until_ms, "hold1")
+    if len(rows1) < params.min_rows:
+        return None
+    b1 = fit_booster(ex, y1, rows1, params)
+    if kind == "hold1":
+        return Fitted(kind, b1, rows1, rows1)
+    done = np.flatnonzero(ex.label_end[:, -1] <= until_ms)  # paths complete by until
+    y = np.full(ex.V.shape, np.nan)
+    y[done] = continuation_target(ex, done, predict_booster(b1, ex, done), params)
+    rows = train_rows(ex, y, until_ms, "cont")
+    if len(rows) < params.min_rows:
+        return None
+    return Fitted(kind, fit_booster(ex, y, rows, params), rows, np.union1d(rows, rows1))
+
+
 @dataclass
 class Selection:
     margin: float
-    scores: dict[str, float] = field(default_factory=dict)  # margin -> validation net per trade (bp)
+    kind: str = KIND
+    scores: dict[str, float] = field(default_factory=dict)  # "kind margin" -> validation net per trade (bp)
     n_train: int = 0
     n_val: int = 0
     note: str = ""
@@ -267,33 +354,37 @@ class Selection:
     val_trades: np.ndarray | None = None
 
 
-def select_margin(
-    ex: ExitExamples, trades: Trades, y: np.ndarray, params: ExitParams, until_ms: int
-) -> Selection:
-    """Choose the margin on an inner walk-forward split of what is known by until_ms: fit on rows
-    known by v_start - embargo, score each margin by net return per trade on the trades entered
-    in [v_start, until) that finished by until_ms. Too little data: margin 0 (risk neutral)."""
-    usable = train_rows(ex, y, until_ms)
+def select(ex: ExitExamples, trades: Trades, params: ExitParams, until_ms: int) -> Selection:
+    """Choose the kind and margin on an inner walk-forward split of what is known by until_ms: fit
+    on rows known by v_start - embargo, score each candidate by net return per trade on the trades
+    entered in [v_start, until) that finished by until_ms. Too little data: hold1, margin 0."""
+    y1 = target(ex, params.target_clip)
+    usable = train_rows(ex, y1, until_ms)
+    default = params.kinds[0]
     if len(usable) < params.min_rows:
-        return Selection(0.0, note=f"too few rows ({len(usable)}) to choose; margin 0")
+        return Selection(0.0, default, note=f"too few rows ({len(usable)}) to choose; {default}, margin 0")
     t0 = int(ex.t_dec.ravel()[usable].min())
     iv = params.interval_ms
     v_start = until_ms - int(params.inner_frac * (until_ms - t0))
     v_start -= v_start % iv
-    inner = train_rows(ex, y, v_start - params.embargo_ms)
     val = np.flatnonzero((trades.t_entry >= v_start) & (ex.label_end[:, -1] <= until_ms))
-    if len(inner) < params.min_rows or len(val) < params.min_trades:
+    fits = {k: fit_kind(ex, params, k, v_start - params.embargo_ms) for k in params.kinds}
+    if len(val) < params.min_trades or any(f is None for f in fits.values()):
         return Selection(
-            0.0, n_train=len(inner), n_val=len(val), note="too little inner data to choose; margin 0"
+            0.0, default, n_val=len(val), note=f"too little inner data to choose; {default}, margin 0"
         )
-    booster = fit_booster(ex, y, inner, params)
-    pred = predict_booster(booster, ex, val)
-    scores = {}
-    for mg in params.margins:
-        j = policy_exit_bars(pred, ex, val, mg, params.hard_stop_vol)
-        scores[f"{mg:g}"] = float(net_of(ex, val, j).mean() * 1e4)
-    best = max(params.margins, key=lambda mg: scores[f"{mg:g}"])  # first of equals wins
-    return Selection(best, scores, len(inner), len(val), inner_rows=inner, val_trades=val)
+    scores: dict[str, float] = {}
+    best, best_score = (default, 0.0), -math.inf
+    for k, f in fits.items():
+        pred = predict_booster(f.booster, ex, val)
+        for mg in params.margins:
+            j = policy_exit_bars(pred, ex, val, mg, params.hard_stop_vol, k)
+            sc = float(net_of(ex, val, j).mean() * 1e4)
+            scores[f"{k} {mg:g}"] = sc
+            if sc > best_score:  # strictly better: the first of equals wins
+                best, best_score = (k, mg), sc
+    inner = np.unique(np.concatenate([f.stage_rows for f in fits.values()]))
+    return Selection(best[1], best[0], scores, len(inner), len(val), inner_rows=inner, val_trades=val)
 
 
 @dataclass
@@ -301,10 +392,11 @@ class FoldResult:
     k: int
     test_start: int
     test_end: int
-    train_rows: np.ndarray  # flat example indices the fold's model was fitted on
+    train_rows: np.ndarray  # flat example indices the fold's model(s) were fitted on (every stage)
     test_trades: np.ndarray  # trade indices tested
     selection: Selection
     booster: Any
+    final_rows: np.ndarray | None = None  # the final stage's rows (labels per label_end(ex, kind))
 
 
 def exit_folds(start_ms: int, end_ms: int, n_folds: int, interval_ms: int) -> list[tuple[int, int, int]]:
@@ -327,22 +419,28 @@ def train_walk_forward(
     """One model per test window of [start, end): trained on rows with label_end <= test_start -
     embargo, its margin chosen on an inner split of that same span."""
     tick = progress or (lambda note: None)
-    y = target(ex, params.target_clip)
     out = []
     for k, s, e in exit_folds(start_ms, end_ms, params.folds, params.interval_ms):
         until = s - params.embargo_ms
-        rows = train_rows(ex, y, until)
-        if len(rows) < params.min_rows:
+        sel, fit = fit_selected(ex, trades, params, until)
+        if fit is None:
+            n = len(train_rows(ex, target(ex, params.target_clip), until))
             raise DataError(
-                f"exit fold {k}: only {len(rows)} training rows before {_date(s)} (need {params.min_rows}); "
+                f"exit fold {k}: only {n} training rows before {_date(s)} (need {params.min_rows}); "
                 "start the evaluation later or use more history"
             )
-        sel = select_margin(ex, trades, y, params, until)
-        booster = fit_booster(ex, y, rows, params)
         test = np.flatnonzero((trades.t_entry >= s) & (trades.t_entry < e))
-        out.append(FoldResult(k, s, e, rows, test, sel, booster))
+        out.append(FoldResult(k, s, e, fit.stage_rows, test, sel, fit.booster, fit.rows))
         tick(f"exit fold {k}")
     return out
+
+
+def fit_selected(
+    ex: ExitExamples, trades: Trades, params: ExitParams, until_ms: int
+) -> tuple[Selection, Fitted | None]:
+    """Choose (kind, margin) on the inner split, then fit that kind on everything known by until_ms."""
+    sel = select(ex, trades, params, until_ms)
+    return sel, fit_kind(ex, params, sel.kind, until_ms)
 
 
 def _date(ms: int) -> str:
@@ -367,8 +465,8 @@ def manifest_for(
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
-        "kind": KIND,
-        "target": "market return of holding one more interval / per-bar vol at the decision",
+        "kind": selection.kind,
+        "target": TARGETS[selection.kind],
         "names": list(NAMES),
         "state_names": list(STATE_NAMES),
         "features": list(FEATURE_NAMES),
@@ -382,7 +480,8 @@ def manifest_for(
         "interval_ms": params.interval_ms,
         "costs": {"taker_fee": costs.taker_fee, "half_spread": costs.half_spread, "slippage": costs.slippage},
         "params": {"xgb": params.xgb_params(), "rounds": params.trees, "target_clip": params.target_clip,
-                   "margins": list(params.margins), "embargo_bars": params.embargo_bars},
+                   "kinds": list(params.kinds), "margins": list(params.margins),
+                   "embargo_bars": params.embargo_bars},
         **info,
     }  # fmt: skip
 
@@ -419,8 +518,9 @@ class ExitModel:
         self.hard_stop_vol = float(manifest["hard_stop_vol"])
         self.max_hold_bars = int(manifest["max_hold_bars"])
         self.horizon_bars = int(manifest["horizon_bars"])
-        if manifest.get("kind") != KIND:
-            raise DataError(f"{path}: exit model kind {manifest.get('kind')!r} unknown (expected {KIND})")
+        self.kind: str = manifest.get("kind", "")
+        if self.kind not in TARGETS:
+            raise DataError(f"{path}: exit model kind {self.kind!r} unknown (expected {', '.join(TARGETS)})")
         if self.names != NAMES:
             raise DataError(f"{path}: exit model inputs differ from this build's (state + market features)")
         versions = {f.name: f.version for f in FEATURES}
@@ -486,6 +586,7 @@ class LearnedExit(BaseExit):
         self.hard_stop_vol = model.hard_stop_vol if hard_stop_vol is None else float(hard_stop_vol)
         self.margin = model.margin if margin is None else float(margin)
         self.names = model.names
+        self._charge_funding = model.kind == "hold1"  # "cont" predicts the net value itself
         self._row = np.full(len(NAMES), np.nan, np.float32)
         self._predict = model.forest.predict_row
 
@@ -501,7 +602,9 @@ class LearnedExit(BaseExit):
         row = self._row
         fh = fill_row(row, ctx, pos)
         vol = ctx.vol if ctx.vol > 0 else NAN
-        hold = float(self._predict(row)) * vol - fh
+        hold = float(self._predict(row)) * vol
+        if self._charge_funding:
+            hold -= fh
         cost = self.margin * vol
         out = hold < cost
         return ExitDecision(

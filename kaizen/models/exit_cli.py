@@ -122,11 +122,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=lambda note: bar.advance(1, note),
         )  # fmt: skip
         # the model to deploy: refitted on every row known by the end, its margin chosen the same way
-        ex = res.ex
-        y = exit_model.target(ex, params.target_clip)
-        sel = exit_model.select_margin(ex, trades, y, params, end_ms)
-        rows = exit_model.train_rows(ex, y, end_ms)
-        booster = exit_model.fit_booster(ex, y, rows, params)
+        sel, fit = exit_model.fit_selected(res.ex, trades, params, end_ms)
+        if fit is None:
+            raise DataError("too few exit training rows to fit the model to deploy")
+        booster, rows = fit.booster, fit.rows
         info = {
             "data": {"dir": str(data), "symbols": list(ds.symbols), "interval": mc.interval,
                      "end": res.detail["end"], "trades": int(len(trades)), "rows": int(len(rows))},

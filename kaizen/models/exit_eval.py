@@ -220,12 +220,12 @@ def evaluate(
         # the vectorized policy on the same compiled predictions must give the same exits
         if len(rows):
             pred = model.predict(ex.X[rows].reshape(-1, ex.X.shape[2])).reshape(len(rows), H)
-            jv = policy_exit_bars(pred, ex, rows, rule.margin, rule.hard_stop_vol)
+            jv = policy_exit_bars(pred, ex, rows, rule.margin, rule.hard_stop_vol, model.kind)
             mismatch += int((jv != j).sum())
         fold_detail.append(
             {"k": f.k, "test_start": _date(f.test_start), "test_end": _date(f.test_end),
              "train_rows": int(len(f.train_rows)), "test_trades": int(len(rows)),
-             "margin": f.selection.margin, "inner_scores_bp": f.selection.scores,
+             "kind": f.selection.kind, "margin": f.selection.margin, "inner_scores_bp": f.selection.scores,
              "inner_note": f.selection.note, "model": model.version}
         )  # fmt: skip
         tick(f"learned fold {f.k}")
@@ -239,7 +239,7 @@ def evaluate(
         daily[name] = daily_pnl(net, exit_fill_ms(markets, trades, test, j), start_ms, end_ms)
         rules[name] = rule_metrics(net, j.astype(np.float64), daily[name])
     trial_names = [n for n in exits if n != ORACLE]
-    n_trials = len(trial_names) - 1 + len(params.margins)  # the learned exit's margin grid, each a trial
+    n_trials = len(trial_names) - 1 + params.n_candidates  # each learned (kind, margin) candidate a trial
     trial_srs = np.array([sharpe(daily[n]) for n in trial_names])
     dsr = {n: deflated_sharpe(daily[n], n_trials, trial_srs) for n in trial_names}
     baselines = [n for n in trial_names if n != LEARNED]
@@ -320,6 +320,7 @@ class SignalHistory:
     edge_fits: int
     oof_rows: int
     info: dict[str, Any] = field(default_factory=dict)
+    results: list[Any] = field(default_factory=list)  # the ensemble TrainResult(s), final refits included
 
 
 def read_settlements(root: Any, symbol: str) -> tuple[np.ndarray, np.ndarray]:
@@ -374,10 +375,12 @@ def signal_history(
         raise DataError("signal history: training rows do not map onto the feature rows")
     p_oof = np.full(len(ts.y), np.nan)
     groups = [np.ones(len(ts.y), bool)] if pooled else [ts.sid == i for i in range(len(ts.symbols))]
+    results = []
     for g in groups:
         rows = np.flatnonzero(g)
         res = ensemble.train(ts.X[rows], ts.y[rows], ts.ret[rows], ts.t[rows], train_params, progress=tick)
         p_oof[rows] = res.oof_meta
+        results.append(res)
     label_end = ts.t + (horizon_bars + 1) * iv
     edge_ts = np.full(len(ts.y), np.nan)
     n_fits = 0
@@ -401,4 +404,4 @@ def signal_history(
             Market(s, iv, k.open_time, k.open, k.high, k.low, k.close, bf.X[rows], bf.funding[rows],
                    edge_bf[rows], st, sr)
         )  # fmt: skip
-    return SignalHistory(markets, n_fits, int(np.isfinite(p_oof).sum()), {"rows": int(len(ts.y))})
+    return SignalHistory(markets, n_fits, int(np.isfinite(p_oof).sum()), {"rows": int(len(ts.y))}, results)

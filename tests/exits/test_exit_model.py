@@ -21,6 +21,7 @@ from kaizen.models.exit import (
     ExitModel,
     LearnedExit,
     build_examples,
+    label_end,
     manifest_for,
     policy_exit_bars,
     save,
@@ -30,6 +31,7 @@ from kaizen.models.exit_rules import HindsightOracle
 from kaizen.models.features import batch_features
 from kaizen.models.trades import Market
 from tests.exits.conftest import COSTS, rows_of, trades_of
+from tests.exits.synth import planted
 
 
 def _model(small, k=0, backend="interp"):
@@ -55,7 +57,7 @@ def test_live_rows_and_decisions_equal_the_training_path(small):
     j_rule = run_rule(rule, small.markets, small.trades, COSTS, test, on_decision=check)
     assert len(seen) > len(test)
     pred = model.predict(small.ex.X[test].reshape(-1, len(NAMES))).reshape(len(test), -1)
-    j_vec = policy_exit_bars(pred, small.ex, test, rule.margin, rule.hard_stop_vol)
+    j_vec = policy_exit_bars(pred, small.ex, test, rule.margin, rule.hard_stop_vol, model.kind)
     assert np.array_equal(j_rule, j_vec)
     assert 1 < j_rule.mean() < small.trades.max_hold  # it does decide, not always first/last bar
 
@@ -179,29 +181,56 @@ def test_no_look_ahead_perturbation(small):
 
 def test_purge_and_embargo_on_the_folds_own_rows(small):
     """No training example (its span: entry decision .. label known) overlaps a test window
-    widened by the embargo; the margin was chosen on rows and trades inside the same span."""
+    widened by the embargo; the choice of kind and margin was made on rows and trades inside the
+    same span."""
     ex, tr, p = small.ex, small.trades, small.params
     emb = p.embargo_ms
     assert len(small.folds) == 2
     for f in small.folds:
         lo, hi = f.test_start - emb, f.test_end + emb
-        i, jm = rows_of(ex, f.train_rows)
-        begin, end = tr.t_entry[i], ex.label_end[i, jm]
-        assert len(i) > 0
-        assert not np.any((begin < hi) & (end > lo)), f.k
-        assert np.all(end <= f.test_start - emb)
-        assert np.all(jm < tr.max_hold - 1)  # the forced last bar has no label
+        # every stage's rows: their own bar's label; the final stage: its kind's label (a "cont"
+        # label follows the trade to its exit)
+        for flat, le in ((f.train_rows, ex.label_end), (f.final_rows, label_end(ex, f.selection.kind))):
+            i, jm = rows_of(ex, flat)
+            begin, end = tr.t_entry[i], le[i, jm]
+            assert len(i) > 0
+            assert not np.any((begin < hi) & (end > lo)), f.k
+            assert np.all(end <= f.test_start - emb)
+            assert np.all(jm < tr.max_hold - 1)  # the forced last bar has no label
         sel = f.selection
         assert sel.inner_rows is not None and len(sel.val_trades) > 0
         ii, jj = rows_of(ex, sel.inner_rows)
-        assert np.all(ex.label_end[ii, jj] <= f.test_start - emb)
         v_start = int(tr.t_entry[sel.val_trades].min())
-        assert np.all(ex.label_end[ii, jj] <= v_start - emb)  # inner fit purged before validation
+        assert np.all(ex.label_end[ii, jj] <= v_start - emb)  # inner fits purged before validation
         assert np.all(ex.label_end[sel.val_trades, -1] <= f.test_start - emb)  # validation done in time
-        # test trades are inside the window
         assert np.all((tr.t_entry[f.test_trades] >= f.test_start) & (tr.t_entry[f.test_trades] < f.test_end))
     # and the later fold did use the earlier test window's rows (walk-forward, expanding)
     assert len(small.folds[1].train_rows) > len(small.folds[0].train_rows)
+
+
+def test_continuation_target_and_its_purge():
+    """ "cont" labels follow the hold1 policy to its exit: a trade's rows are used only once its last
+    possible fill is known; the label equals V[tau] - V[j] by hand."""
+    from kaizen.models.exit import ExitParams, continuation_target, fit_kind, target
+
+    markets, _ = planted(5, n_bars=3000)
+    trades = trades_of(markets)
+    ex = build_examples(markets, trades, COSTS, 4)
+    params = ExitParams(trees=10, min_rows=200, threads=1, hard_stop_vol=0.0)
+    rows = np.arange(len(trades))
+    pred = np.ones((len(trades), ex.H))
+    pred[:, 4:] = -1.0  # the myopic policy holds 4 bars, exits at bar 5 (funding is tiny next to 1 vol)
+    y = continuation_target(ex, rows, pred, params)
+    want = (ex.V[:, 4][:, None] - ex.V[:, :4]) / ex.vol[:, :4]
+    np.testing.assert_allclose(y[:, :4], np.clip(want, -8, 8))
+    want5 = (ex.V[:, 5] - ex.V[:, 4]) / ex.vol[:, 4]  # at bar 5 holding goes on to bar 6 (exit there)
+    np.testing.assert_allclose(y[:, 4], np.clip(want5, -8, 8))
+    until = int(np.median(ex.label_end[:, -1]))
+    f = fit_kind(ex, params, "cont", until)
+    i, _ = rows_of(ex, f.rows)
+    assert np.all(ex.label_end[i, -1] <= until) and len(f.rows) > 0
+    y1 = target(ex, 4.0)
+    assert np.isfinite(y1[:, :-1]).mean() > 0.99
 
 
 def test_save_load_hash_and_backends(small, tmp_path):
@@ -252,8 +281,6 @@ def test_decision_lineage_record_round_trip(small, tmp_path):
 
 def test_more_trades_are_the_same_trades():
     # rebuilding from the same markets gives the same trades and rows (determinism)
-    from tests.exits.synth import planted
-
     a, _ = planted(4, n_bars=1500)
     t1, t2 = trades_of(a), trades_of(a)
     assert np.array_equal(t1.entry_bar, t2.entry_bar)
