@@ -143,6 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     res.detail["deployed_model"] = {
         "dir": str(out / "exit_model"),
         "version": version[:16],
+        "kind": sel.kind,
         "margin": sel.margin,
     }
     res.detail["trades_before_start"] = int((trades.t_entry < start).sum())

@@ -145,6 +145,49 @@ def exit_fill_ms(markets: list[Market], trades: Trades, rows: np.ndarray, j: np.
     return out
 
 
+def _fill_times(markets: list[Market], trades: Trades, rows: np.ndarray, j: np.ndarray):
+    t_in = np.array(
+        [markets[int(trades.sym[i])].open_time[trades.entry_bar[i] + 1] for i in rows.tolist()], np.int64
+    )
+    return t_in, exit_fill_ms(markets, trades, rows, j)
+
+
+def overlap_share(markets: list[Market], trades: Trades, rows: np.ndarray, j: np.ndarray) -> float:
+    """Share of trades entered while an earlier trade of the same symbol was still open under the
+    rule (the offline evaluator keeps them as independent trades; one position per symbol would
+    not open them)."""
+    if len(rows) == 0:
+        return 0.0
+    t_in, t_out = _fill_times(markets, trades, rows, j)
+    sym = trades.sym[rows]
+    hit = 0
+    for s in np.unique(sym):
+        k = np.flatnonzero(sym == s)
+        k = k[np.argsort(t_in[k], kind="stable")]
+        open_until = np.maximum.accumulate(t_out[k])
+        hit += int((t_in[k][1:] < open_until[:-1]).sum())
+    return hit / len(rows)
+
+
+def one_position(markets: list[Market], trades: Trades, rows: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Mask of the trades a one-position-per-symbol book takes under the rule: in time order, a
+    trade is taken when the symbol's previous taken trade has exited by its entry fill."""
+    keep = np.zeros(len(rows), bool)
+    if len(rows) == 0:
+        return keep
+    t_in, t_out = _fill_times(markets, trades, rows, j)
+    sym = trades.sym[rows]
+    for s in np.unique(sym):
+        k = np.flatnonzero(sym == s)
+        k = k[np.argsort(t_in[k], kind="stable")]
+        free_at = -1
+        for n in k.tolist():
+            if t_in[n] >= free_at:
+                keep[n] = True
+                free_at = int(t_out[n])
+    return keep
+
+
 def daily_pnl(net: np.ndarray, t_ms: np.ndarray, start_ms: int, end_ms: int) -> np.ndarray:
     """Sum of trade returns per UTC day (booked at exit), every day of [start, end) included."""
     d0 = start_ms // DAY_MS
@@ -260,9 +303,24 @@ def evaluate(
             n: (r["net_per_trade_bps"] / o if o > 0 else math.nan) for n, r in rules.items() if n != ORACLE
         },
         "vectorized_policy_mismatches": mismatch,
+        "overlap_share": {n: overlap_share(markets, trades, test, j) for n, j in exits.items()},
+        # the same rules in a book holding one position per symbol (later onsets skipped while a
+        # trade is open): the view the engine's single position per symbol should reproduce
+        "one_position": {
+            n: _one_position_metrics(markets, trades, ex, test, j, start_ms, end_ms) for n, j in exits.items()
+        },
         "costs": {"taker_fee": costs.taker_fee, "half_spread": costs.half_spread, "slippage": costs.slippage},
     }
     return EvalResult(table, detail, folds, exits, test, ex)
+
+
+def _one_position_metrics(markets, trades, ex, test, j, start_ms, end_ms) -> dict[str, float]:
+    keep = one_position(markets, trades, test, j)
+    rows, jj = test[keep], j[keep]
+    net = ex.V[rows, jj - 1]
+    return rule_metrics(
+        net, jj.astype(np.float64), daily_pnl(net, exit_fill_ms(markets, trades, rows, jj), start_ms, end_ms)
+    )
 
 
 def _date(ms: int) -> str:

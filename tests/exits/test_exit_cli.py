@@ -78,3 +78,10 @@ def test_exit_eval_errors(archive, tmp_path):
     r = run_kaizen("exit", "eval", "--data", str(archive), "--start", "2020-05-01", "--end", "2020-04-01",
                    "--out", str(tmp_path / "o"))  # fmt: skip
     assert r.returncode == 2 and "not after" in r.stderr
+
+
+def test_exit_help():
+    r = run_kaizen("exit", "eval", "--help")
+    assert r.returncode == 0 and "usage: kaizen exit eval" in r.stdout and "offline" in r.stdout.lower()
+    r = run_kaizen("exit")  # no action: the help, exit 2
+    assert r.returncode == 2 and "usage: kaizen exit" in r.stdout

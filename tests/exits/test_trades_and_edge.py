@@ -115,3 +115,29 @@ def test_walk_forward_edge_uses_only_known_labels():
     first_changed = int(np.flatnonzero(~np.isclose(e1, e2, equal_nan=True))[0])
     # labels of rows >= 3000 end at >= 3005 h: first usable by the refit at 3500 h (needs 3005 + 24)
     assert first_changed == 3500
+
+
+def test_overlap_share():
+    from kaizen.models.exit_eval import overlap_share
+
+    m = _market([100.0] * 30)
+    sd = np.zeros(30, np.int8)
+    sd[[1, 4, 12]] = [1, -1, 1]
+    tr = make_trades([m], [sd], COSTS, max_hold=5)
+    rows = np.arange(len(tr))
+    # entries fill at bars 2, 5, 13; exits at j=5 fill at 7, 10, 18: the second opens inside the first
+    assert overlap_share([m], tr, rows, np.array([5, 5, 5])) == pytest.approx(1 / 3)
+    assert overlap_share([m], tr, rows, np.array([1, 1, 1])) == 0.0
+
+
+def test_one_position_book():
+    from kaizen.models.exit_eval import one_position
+
+    m = _market([100.0] * 30)
+    sd = np.zeros(30, np.int8)
+    sd[[1, 4, 12]] = [1, -1, 1]
+    tr = make_trades([m], [sd], COSTS, max_hold=5)
+    rows = np.arange(len(tr))
+    # holding 5 bars, the second trade (fill at bar 5) comes while the first (out at bar 7) is open
+    assert list(one_position([m], tr, rows, np.array([5, 5, 5]))) == [True, False, True]
+    assert list(one_position([m], tr, rows, np.array([3, 5, 5]))) == [True, True, True]  # out at bar 5
