@@ -96,14 +96,19 @@ def main() -> int:
     trades = make_trades(markets, sides, costs, 16)
     params = exit_model.ExitParams()  # the exit model's default sizes
     ex = exit_model.build_examples(markets, trades, costs, 4)
-    y = exit_model.target(ex, params.target_clip)
-    rows = exit_model.train_rows(ex, y, int(ex.label_end.max()))
-    booster = exit_model.fit_booster(ex, y, rows, params)
+    rows = exit_model.train_rows(ex, exit_model.target(ex, params.target_clip), int(ex.label_end.max()))
+    if args.exit_model:
+        xm = exit_model.ExitModel.load(args.exit_model, backend="compiled")
+        exit_raw = (Path(args.exit_model) / exit_model.MODEL_FILE).read_bytes()
+        source += f"; exit model {args.exit_model}"
+    else:  # the model `kaizen exit eval` would deploy: kind and margin chosen, fitted on every row
+        sel, fit = exit_model.fit_selected(ex, trades, params, int(ex.label_end.max()))
+        if fit is None:
+            raise SystemExit(f"too few exit training rows ({len(rows)}) on this span: use more history")
+        man = exit_model.manifest_for(params, sel, costs, {})
+        xm = exit_model.ExitModel.from_booster(fit.booster, man, backend="compiled")
+        exit_raw = bytes(fit.booster.save_raw("json"))
     train_s = time.perf_counter() - t0
-    sel = exit_model.Selection(0.0)
-    xm = exit_model.ExitModel.from_booster(
-        booster, exit_model.manifest_for(params, sel, costs, {}), backend="compiled"
-    )
     ens_dir = Path(tmp.name) / "signal"
     ensemble.save(hist.results[0], ens_dir, {})
     ens = ensemble.Ensemble.load(ens_dir, backend="compiled")
@@ -154,12 +159,15 @@ def main() -> int:
     py_exit = _py_ns(on_bar, n_py)
     py_sig = _py_ns(predict, max(n_py // 10, 500))
 
-    ne = len(booster.get_dump())
     print(
         f"data: {source}; {len(trades)} signal trades, {len(rows)} exit training rows; trained in {train_s:.0f}s"
     )
-    print(f"exit model: {ne} trees depth <= {params.max_depth}, {len(exit_model.NAMES)} inputs; "
-          f"signal: {len(ens.bases)} bases x {tp.trees} trees depth <= {tp.max_depth} + meta {tp.meta_trees} trees")  # fmt: skip
+    sig_leaves = sum(_leaves((ens_dir / f).read_bytes()) for f in ens.manifest["files"].values())
+    print(
+        f"exit model ({xm.kind}, {xm.version}): {params.trees} trees depth <= {params.max_depth}, "
+        f"{_leaves(exit_raw)} leaves, {len(exit_model.NAMES)} inputs; signal: {len(ens.bases)} bases x "
+        f"{tp.trees} trees depth <= {tp.max_depth} + meta {tp.meta_trees} trees, {sig_leaves} leaves"
+    )
     print(f"{n_rows} prepared rows x {reps} reps; box shared with other work: figures are indicative")
     print()
     print(f"{'path':58s} {'median ns':>10s} {'p99 ns':>10s}")
