@@ -157,6 +157,25 @@ def duration_seconds(text: str) -> float:
     return float(m.group(1)) * _DURATION_UNIT[m.group(2)]
 
 
+class ExitConfig(_Section):
+    """Exit rules (kaizen.models.exit_rules / kaizen.models.exit). `rule` names a live rule:
+    learned, signal, signal_zero, time_N, tpsl_TP_SL, trail_A_D, triple_TP_SL_N (barriers in
+    units of entry vol * sqrt(horizon)); the hindsight oracle is not selectable."""
+
+    rule: str = "signal"
+    model_dir: str = ""  # the learned exit model (kaizen exit eval writes OUT/exit_model)
+    max_hold_bars: Count = 16  # every rule closes a trade after this many bars (4x the signal horizon)
+    # learned exit's hard stop, in entry vol * sqrt(horizon) units; 0 = off
+    hard_stop_vol: Annotated[float, Meta(ge=0, le=100, description="entry vol x sqrt(horizon)")] = 3.0
+    # training and evaluation (kaizen exit eval)
+    folds: Count = 6  # walk-forward test windows over [--start, --end)
+    embargo_bars: NonNegCount = 24
+    trees: Count = 200
+    max_depth: Annotated[int, Meta(ge=1, le=20, description="levels")] = 3
+    learning_rate: Fraction = 0.05
+    edge_refit_days: Annotated[int, Meta(ge=1, le=3650, description="days")] = 30  # walk-forward refits
+
+
 class LoopConfig(_Section):
     """The improvement loop (issue 15): retrain schedule, shadow period, validation gate, drift
     monitor and the training executor."""
@@ -311,6 +330,7 @@ class Config(_Section):
     strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
     models: ModelConfig = msgspec.field(default_factory=ModelConfig)
     backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
+    exit: ExitConfig = msgspec.field(default_factory=ExitConfig)
     loop: LoopConfig = msgspec.field(default_factory=LoopConfig)
     lineage: LineageConfig = msgspec.field(default_factory=LineageConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
@@ -357,6 +377,13 @@ def _validate(cfg: Config, source: str) -> Config:
     for key, value in _numeric_values(cfg):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
+    ex = cfg.exit
+    from kaizen.models.exit_rules import check_name
+
+    try:
+        check_name(ex.rule)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: key 'exit.rule': {exc}") from None
     if cfg.mode == "live" and (not cfg.venue.rest_url or not cfg.venue.ws_url):
         raise ConfigError(f"{source}: live mode needs 'venue.rest_url' and 'venue.ws_url'")
     _validate_policy(cfg, source)

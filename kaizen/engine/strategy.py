@@ -80,6 +80,36 @@ class PositionState:
             return 0.0
         return self.side * (price / self.entry_price - 1.0)
 
+    def open(
+        self, side: int, qty: float, price: float, ts_ns: int, regime: int = -1, vol: float = NAN
+    ) -> None:
+        """A position was opened (filled) at `price`: excursions and the bar count start from here."""
+        self.side = side
+        self.qty = qty
+        self.entry_price = price
+        self.entry_ts_ns = ts_ns
+        self.bars_in_trade = 0
+        self.mfe = 0.0
+        self.mae = 0.0
+        self.entry_regime = regime
+        self.entry_vol = vol
+        self.last_return = 0.0
+
+    def mark(self, close: float) -> None:
+        """Fold in a bar close of the open position (the one home of the per-bar update the exit
+        layer relies on): one more bar in the trade, the return since entry at this close, and the
+        excursions measured on closes (not intrabar highs/lows, which a bar-close decision cannot
+        act on)."""
+        if self.side == 0:
+            return
+        self.bars_in_trade += 1
+        r = self.unrealized_return(close)
+        self.last_return = r
+        if r > self.mfe:
+            self.mfe = r
+        if r < self.mae:
+            self.mae = r
+
 
 class BarContext:
     """Everything a strategy may look at when a bar closes. Reused per symbol; do not keep it."""
@@ -107,6 +137,7 @@ class BarContext:
         "bars_per_day",
         "status",
         "budget",
+        "signal_edge",
     )
 
     def __init__(self, symbol: str, sid: int, names: list[str], costs: Costs, bars_per_day: float) -> None:
@@ -129,6 +160,15 @@ class BarContext:
         self.regime_probs: np.ndarray | None = None
         self.status = "valid"  # market data status of the symbol
         self.budget = NAN  # notional (USDT) of exposure 1 before vol scaling: capital / symbols
+        # The signal's expected gross return over its horizon, long-positive (fraction; see
+        # kaizen.models.edge.EdgeCalibration.edge), for the exit layer; written at this bar by the
+        # strategy (or by the engine from its Target) before the exit rule is asked; nan when the
+        # strategy does not model it.
+        self.signal_edge = NAN
+
+    @property
+    def interval_ms(self) -> int:
+        return int(round(86_400_000 / self.bars_per_day))
 
 
 class Target(msgspec.Struct, kw_only=True):
@@ -150,6 +190,50 @@ class ExitDecision(msgspec.Struct, kw_only=True):
     hold_value: float = NAN  # predicted net value of holding one more interval (fraction)
     reason: str = ""
     model: str = ""
+    # What the rule compared the hold value against: the cost of staying one more interval
+    # (fraction of entry notional; nan for rules without a hold value).
+    cost: float = NAN
+    # The inputs the rule used (names, values): a view valid until the rule's next on_bar call, so
+    # the engine writes the record (`record()`) at the same bar; None for rules that use none.
+    names: Any = None
+    values: Any = None
+
+    def record(
+        self,
+        id: int,
+        ts: int,
+        symbol: str,
+        rule: str,
+        position: PositionState,
+        parents: list[int] | None = None,
+    ) -> Any:
+        """The lineage record of this decision (kaizen.lineage.records.ExitRecord), copying the
+        inputs out of the rule's buffers."""
+        from kaizen.lineage.records import ExitRecord
+
+        p = position
+        return ExitRecord(
+            id=id,
+            ts=ts,
+            parents=list(parents or ()),
+            model=self.model,
+            symbol=symbol,
+            rule=rule,
+            exit=self.exit,
+            hold_value=float(self.hold_value),
+            cost=float(self.cost),
+            reason=self.reason,
+            side=int(p.side),
+            bars_in_trade=int(p.bars_in_trade),
+            entry_price=float(p.entry_price),
+            unrealized=float(p.last_return),
+            mfe=float(p.mfe),
+            mae=float(p.mae),
+            entry_regime=int(p.entry_regime),
+            entry_vol=float(p.entry_vol),
+            names=list(self.names) if self.names is not None else [],
+            values=[float(v) for v in self.values] if self.values is not None else [],
+        )
 
 
 @runtime_checkable

@@ -92,6 +92,27 @@ class Decision(Base, tag="decision"):
     data_ts: int = 0  # ns: the close of the bar the decision was made on
 
 
+class ExitRecord(Base, tag="exit"):
+    """An exit rule's answer at a bar close of an open position: the predicted value of holding one
+    more interval, what it was compared against, the position's state and the inputs used."""
+
+    rule: str = ""
+    exit: bool = False
+    hold_value: float = 0.0  # predicted net value of holding one more interval (fraction); nan: none
+    cost: float = 0.0  # the cost of staying it was compared against (fraction); nan: none
+    reason: str = ""
+    side: int = 0
+    bars_in_trade: int = 0
+    entry_price: float = 0.0
+    unrealized: float = 0.0  # return since entry at this close, + = in the position's favour
+    mfe: float = 0.0
+    mae: float = 0.0
+    entry_regime: int = -1
+    entry_vol: float = 0.0
+    names: list[str] = []
+    values: list[float] = []
+
+
 # --- execution ------------------------------------------------------------------------------------
 class Order(Base, tag="order"):
     client_order_id: str
@@ -264,6 +285,7 @@ Record = (
     | FeatureSnapshot
     | Prediction
     | Decision
+    | ExitRecord
     | Order
     | Fill
     | FundingPayment

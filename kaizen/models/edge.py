@@ -1,17 +1,28 @@
-"""From a classifier's probability to an expected return: the one calibration every layer uses.
+"""From a classifier's probability to an expected return and a side: the one calibration every
+layer built on the signal uses (the ensemble strategy, its out-of-fold evidence, the exit model's
+training positions, the exit evaluation).
 
 The signal models predict P(a long's net forward return > 0). Trading needs a magnitude: how much
 gross return to expect over the horizon, to weigh against fees, spread and funding. The calibration
 is an ordinary least-squares slope of the realized gross forward log return on the out-of-fold
 probability, fitted only on out-of-fold predictions (never in-sample ones):
 
-    E[gross return | p] = slope * (p - p_mean)
+    E(p) = slope * (p - p_mean)
 
 It deliberately has no intercept term in the forecast: the training period's average drift (a bull
 or bear market) is not an edge the model found, and betting on it is buy-and-hold by the back door.
 A slope <= 0 (the model ranks returns the wrong way out of sample) means no edge: E = 0. `tstat` is
 the slope's t-statistic with a Newey-West (Bartlett) variance over `lags` rows, since forward
 returns over a horizon of h bars overlap (pass lags >= h x symbols for pooled rows in time order).
+
+A side is entered when its expected return beats the round trip of taker fills plus the funding it
+expects to pay over the horizon (`entry_side`, `decide_side`):
+
+    long  if E - round_trip - f * H / F > 0
+    short if -E - round_trip + f * H / F > 0
+
+(f the latest settled funding rate, H the hold in hours, F the funding interval in hours; a long
+pays positive funding, a short receives it).
 """
 
 from __future__ import annotations
@@ -21,12 +32,24 @@ import math
 import msgspec
 import numpy as np
 
+from kaizen.engine.strategy import Costs
+
 
 class EdgeCalibration(msgspec.Struct, frozen=True):
     slope: float  # gross forward log return per unit of probability above p_mean
     p_mean: float
-    tstat: float  # robust t-statistic of the slope
-    n: int  # out-of-fold rows it was fitted on
+    tstat: float = 0.0  # robust t-statistic of the slope
+    n: int = 0  # out-of-fold rows it was fitted on
+    fitted_until_ms: int = 0  # labels known by this time (walk-forward fits); 0 when not recorded
+
+    @property
+    def b(self) -> float:
+        """The slope that is used: 0 when the fit found no usable edge."""
+        return self.slope if self.slope > 0 else 0.0
+
+    @property
+    def p_bar(self) -> float:
+        return self.p_mean
 
     def expected_return(self, p: float) -> float:
         """Expected gross forward log return over the model's horizon at probability p."""
@@ -34,32 +57,44 @@ class EdgeCalibration(msgspec.Struct, frozen=True):
             return 0.0
         return self.slope * (p - self.p_mean)
 
+    def edge(self, p: float | np.ndarray) -> float | np.ndarray:
+        """`expected_return` for a float or an array (long-positive fraction; nan stays nan)."""
+        return (
+            self.b * (np.asarray(p, np.float64) - self.p_mean)
+            if isinstance(p, np.ndarray)
+            else (self.b * (p - self.p_mean))
+        )
+
     def to_dict(self) -> dict[str, float]:
         return msgspec.structs.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> EdgeCalibration:
-        return cls(float(d["slope"]), float(d["p_mean"]), float(d["tstat"]), int(d["n"]))
+        return cls(float(d["slope"]), float(d["p_mean"]), float(d.get("tstat", 0.0)), int(d.get("n", 0)),
+                   int(d.get("fitted_until_ms", 0)))  # fmt: skip
 
 
 NO_EDGE = EdgeCalibration(0.0, 0.5, 0.0, 0)
 
 
-def fit_edge_calibration(p_oof: np.ndarray, gross_ret: np.ndarray, lags: int = 0) -> EdgeCalibration:
+def fit_edge_calibration(
+    p_oof: np.ndarray, gross_ret: np.ndarray, lags: int = 0, *, fitted_until_ms: int = 0
+) -> EdgeCalibration:
     """OLS slope of gross forward return on out-of-fold probability (rows with both finite, in
-    time order), with a Newey-West t-statistic over `lags` rows."""
+    time order), with a Newey-West t-statistic over `lags` rows. Fewer than 2 distinct
+    probabilities or a slope <= 0: no edge (b = 0)."""
     p = np.asarray(p_oof, np.float64)
     r = np.asarray(gross_ret, np.float64)
     ok = np.isfinite(p) & np.isfinite(r)
     p, r = p[ok], r[ok]
     n = len(p)
-    if n < 30:
-        return NO_EDGE
+    if n < 2:
+        return EdgeCalibration(0.0, 0.5, 0.0, n, fitted_until_ms)
     pm = float(p.mean())
     dp = p - pm
     sxx = float(dp @ dp)
     if not sxx > 0:
-        return EdgeCalibration(0.0, pm, 0.0, n)
+        return EdgeCalibration(0.0, pm, 0.0, n, fitted_until_ms)
     dr = r - r.mean()
     slope = float(dp @ dr) / sxx
     u = dp * (dr - slope * dp)
@@ -68,7 +103,7 @@ def fit_edge_calibration(p_oof: np.ndarray, gross_ret: np.ndarray, lags: int = 0
         s += 2.0 * (1.0 - lag / (lags + 1.0)) * float(u[lag:] @ u[:-lag])
     var = max(s, 0.0) / (sxx * sxx)
     t = slope / math.sqrt(var) if var > 0 else 0.0
-    return EdgeCalibration(slope, pm, t, n)
+    return EdgeCalibration(slope, pm, t, n, fitted_until_ms)
 
 
 def decide_side(
@@ -184,3 +219,69 @@ def edge_evidence(
     )  # fmt: skip
     out["round_trip"] = float(round_trip)
     return out
+
+
+def net_edge(side, edge, costs: Costs, funding_rate, hold_hours: float, funding_interval_hours: float = 8.0):
+    """Expected net return of holding `side` over the horizon: side * E - round trip - side *
+    expected funding (plain arithmetic: floats or arrays; a nan funding rate counts as 0)."""
+    if isinstance(funding_rate, np.ndarray):
+        f = np.nan_to_num(funding_rate, nan=0.0)
+    else:
+        f = funding_rate if funding_rate == funding_rate else 0.0  # nan -> 0
+    return side * edge - costs.round_trip - side * f * (hold_hours / funding_interval_hours)
+
+
+def entry_side(
+    edge: float | np.ndarray,
+    costs: Costs,
+    funding_rate: float | np.ndarray,
+    hold_hours: float,
+    funding_interval_hours: float = 8.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(side in {-1, 0, +1}, expected net return of that side) per row (see the module doc).
+    A non-finite edge gives side 0 and net nan."""
+    e = np.asarray(edge, np.float64)
+    f = np.broadcast_to(np.asarray(funding_rate, np.float64), e.shape)
+    net_long = net_edge(1.0, e, costs, f, hold_hours, funding_interval_hours)
+    net_short = net_edge(-1.0, e, costs, f, hold_hours, funding_interval_hours)
+    side = np.where(net_long > 0, 1, np.where(net_short > 0, -1, 0)).astype(np.int8)
+    net = np.where(side > 0, net_long, np.where(side < 0, net_short, np.maximum(net_long, net_short)))
+    side[~np.isfinite(e)] = 0
+    net = np.where(np.isfinite(e), net, math.nan)
+    return side, net
+
+
+def walk_forward_edge(
+    t: np.ndarray,
+    label_end: np.ndarray,
+    p_oof: np.ndarray,
+    gross_fwd_ret: np.ndarray,
+    refit_every_ms: int,
+    embargo_ms: int,
+    min_rows: int = 500,
+) -> tuple[np.ndarray, list[EdgeCalibration]]:
+    """The edge each row would have seen live: rows with refit time R <= t < R + refit_every_ms use
+    the calibration fitted at R on the out-of-fold rows whose labels were known by R - embargo
+    (purged like the training folds). nan where no calibration exists yet (fewer than min_rows).
+    Refit times are on a grid of refit_every_ms from the first row. Returns (edge per row, fits)."""
+    t = np.asarray(t, np.int64)
+    out = np.full(len(t), np.nan)
+    if len(t) == 0:
+        return out, []
+    if refit_every_ms <= 0:
+        raise ValueError("walk_forward_edge: refit_every_ms must be > 0")
+    usable = np.isfinite(p_oof) & np.isfinite(gross_fwd_ret)
+    fits: list[EdgeCalibration] = []
+    lo = int(t.min())
+    hi = int(t.max())
+    r = lo
+    while r <= hi:
+        rows = np.flatnonzero((t >= r) & (t < r + refit_every_ms))
+        if len(rows):
+            known = usable & (label_end <= r - embargo_ms)
+            if int(known.sum()) >= min_rows:
+                cal = fit_edge_calibration(p_oof[known], gross_fwd_ret[known], fitted_until_ms=r - embargo_ms)
+                fits.append(cal)
+                out[rows] = cal.edge(p_oof[rows])
+        r += refit_every_ms
+    return out, fits
