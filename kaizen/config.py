@@ -159,10 +159,11 @@ def duration_seconds(text: str) -> float:
 
 class ExitConfig(_Section):
     """Exit rules (kaizen.models.exit_rules / kaizen.models.exit). `rule` names a live rule:
-    learned, signal, signal_zero, time_N, tpsl_TP_SL, trail_A_D, triple_TP_SL_N (barriers in
+    strategy (no exit layer), learned, signal, signal_zero, time_N, tpsl_TP_SL, trail_A_D, triple_TP_SL_N (barriers in
     units of entry vol * sqrt(horizon)); the hindsight oracle is not selectable."""
 
-    rule: str = "signal"
+    # "strategy": no exit layer, the strategy's own targets open and close positions (default)
+    rule: str = "strategy"
     model_dir: str = ""  # the learned exit model (kaizen exit eval writes OUT/exit_model)
     max_hold_bars: Count = 16  # every rule closes a trade after this many bars (4x the signal horizon)
     # learned exit's hard stop, in entry vol * sqrt(horizon) units; 0 = off

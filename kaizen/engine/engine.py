@@ -33,6 +33,29 @@ from kaizen.lineage.ids import new_id
 from kaizen.models.features import FEATURE_NAMES
 from kaizen.risk.sizing import size_position
 
+
+def make_exit_rule(cfg: Config, interval_ms: int | None = None) -> ExitRule | None:
+    """The exit rule `[exit] rule` names; None for "strategy" (the strategy's own targets govern)."""
+    ec = cfg.exit
+    if ec.rule == "strategy":
+        return None
+    from kaizen.models.exit_rules import make_rule
+
+    model = None
+    if ec.rule == "learned":
+        from kaizen.models.exit import ExitModel
+
+        model = ExitModel.load(ec.model_dir)
+    return make_rule(
+        ec.rule,
+        horizon_bars=cfg.models.horizon_bars,
+        max_hold_bars=ec.max_hold_bars,
+        interval_ms=int(interval_ms or cfg.strategy.bar_seconds * 1000),
+        exit_model=model,
+        hard_stop_vol=ec.hard_stop_vol,
+    )
+
+
 _VOL = FEATURE_NAMES.index("vol_rv_24")
 
 
@@ -77,7 +100,7 @@ class Engine:
         self.config_hash = config_hash
         self.run_id = run_id
         self.strategy: Strategy = strategy if strategy is not None else make_strategy(cfg)
-        self.exit_rule = exit_rule
+        self.exit_rule = exit_rule if exit_rule is not None else make_exit_rule(cfg, interval_ms)
         self.interval_ms = int(interval_ms or cfg.strategy.bar_seconds * 1000)
         self.interval_ns = self.interval_ms * 1_000_000
         leader = cfg.models.leader
@@ -101,9 +124,15 @@ class Engine:
         self.mark: dict[str, float] = {}
         self.mark_ts: dict[str, int] = {}
         self.funding_rate: dict[str, float] = {}  # the venue's predicted next rate (live)
+        # exit layer: the side the strategy wanted at the previous bar (entries happen at onsets
+        # only) and the vol at the bar a position was decided on (the exit rules' unit)
+        self._wanted: dict[str, int] = dict.fromkeys(self.symbols, 0)
+        self._decided_vol: dict[str, float] = dict.fromkeys(self.symbols, math.nan)
         self.settled_rate: dict[str, float] = {s: math.nan for s in self.symbols}
         self._next_funding: dict[str, int] = {}
-        self.status: dict[str, str] = {s: ("valid" if self.mode == "backtest" else "invalid") for s in self.symbols}
+        self.status: dict[str, str] = {
+            s: ("valid" if self.mode == "backtest" else "invalid") for s in self.symbols
+        }
         self.last_event_ns = 0
         self.bars = 0
         self.decisions = 0
@@ -140,7 +169,9 @@ class Engine:
         self.capital = self._capital if self._capital else (cfg.risk.capital or self.equity0)
         for ctx in self.ctx.values():
             ctx.budget = self.capital / len(self.symbols)
-        self.risk = RiskManager(cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms())
+        self.risk = RiskManager(
+            cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms()
+        )
         self.router = OrderRouter(
             self.venue,
             self.risk,
@@ -299,7 +330,9 @@ class Engine:
             mark_in,
         )
         if rc == BAR_STALE or rc == BAR_INVALID:
-            self._error(f"bar {symbol} {bar.open_time_ns // 1_000_000}: rejected by the feature engine ({rc})")
+            self._error(
+                f"bar {symbol} {bar.open_time_ns // 1_000_000}: rejected by the feature engine ({rc})"
+            )
             return
         if not decide:
             return
@@ -335,13 +368,20 @@ class Engine:
         append(snap)
         ctx.ts_ns = close_ns
         ctx.open_time_ns = bar.open_time_ns
-        ctx.open, ctx.high, ctx.low, ctx.close, ctx.volume = bar.open, bar.high, bar.low, bar.close, bar.volume
+        ctx.open, ctx.high, ctx.low, ctx.close, ctx.volume = (
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+        )
         ctx.mark = mark
         ctx.funding_rate = self.settled_rate[symbol]
         ctx.next_funding_ms = self._next_funding.get(symbol, 0)
         ctx.vol = float(feats[_VOL])
         ctx.status = self.status.get(symbol, "valid")
         self._update_position(ctx)
+        ctx.signal_edge = math.nan  # a strategy that models its edge sets it (the exit layer reads it)
         target = self.strategy.decide(ctx)
         pred = R.Prediction(
             id=new_id(),
@@ -357,19 +397,17 @@ class Engine:
         for rec in target.records:
             append(rec)
         exposure, reason = float(target.exposure), target.reason
-        pos = ctx.position
-        if self.exit_rule is not None and pos.side != 0:
-            ex = self.exit_rule.on_bar(ctx)
-            if ex.exit:
-                exposure, reason = 0.0, f"exit:{ex.reason}"
-            else:  # the exit layer owns an open position: hold it
-                exposure, reason = float(pos.side), f"hold:{ex.reason}"
-                target = Target(exposure=exposure, reason=reason, value=target.value, model=target.model, qty=pos.qty)
+        if self.exit_rule is not None:
+            exposure, reason, target = self._exit_layer(ctx, target, snap.id, append)
         position = self.router.position(symbol)
         qty = self._size(ctx, target, exposure)
         if ctx.status != "valid":
             reason = f"market_{ctx.status}"  # no new risk on a bad book: only reduce
-            qty = 0.0 if qty == 0.0 or qty * position < 0 else math.copysign(min(abs(qty), abs(position)), position)
+            qty = (
+                0.0
+                if qty == 0.0 or qty * position < 0
+                else math.copysign(min(abs(qty), abs(position)), position)
+            )
         self.decisions += 1
         dec = R.Decision(
             id=new_id(),
@@ -388,7 +426,13 @@ class Engine:
         )
         append(dec)
         if qty != position:  # the router decides whether the change is worth trading (no-trade band)
-            self._targets[symbol] = (qty, bar.close, mark if mark > 0 else bar.close, dec.id, close_ns // 1_000_000)
+            self._targets[symbol] = (
+                qty,
+                bar.close,
+                mark if mark > 0 else bar.close,
+                dec.id,
+                close_ns // 1_000_000,
+            )
             self._wake.set()
 
     def _names_once(self) -> list[str]:
@@ -400,7 +444,9 @@ class Engine:
         return list(FEATURE_NAMES)
 
     def _update_position(self, ctx: BarContext) -> None:
-        """The position state the exit layer reads, from the router's fill-based book."""
+        """The position state the strategy and the exit layer read, from the router's fill-based
+        book: a new side opens a trade at its average fill price (filled at this bar's open), and
+        every close of an open trade is marked (PositionState.mark: bars, return, excursions)."""
         book = self.router.books[ctx.symbol]
         st = ctx.position
         side = 0 if abs(book.qty) < 1e-12 else (1 if book.qty > 0 else -1)
@@ -408,23 +454,35 @@ class Engine:
             if st.side != 0:
                 st.reset()
             return
-        if side != st.side:  # a new trade: it has been held through this bar since its fill
-            st.reset()
-            st.side = side
-            st.entry_ts_ns = ctx.open_time_ns
-            st.entry_regime = ctx.regime
-            st.entry_vol = ctx.vol
-            st.bars_in_trade = 1
-        else:
-            st.bars_in_trade += 1
-        st.entry_price = book.avg  # average cost: adding to a trade moves it
+        if side != st.side:
+            st.open(side, book.qty, book.avg, ctx.open_time_ns, ctx.regime, self._decided_vol[ctx.symbol])
         st.qty = book.qty
-        if st.entry_price > 0:
-            fav = (ctx.high if side > 0 else ctx.low) / st.entry_price - 1.0
-            adv = (ctx.low if side > 0 else ctx.high) / st.entry_price - 1.0
-            st.mfe = max(st.mfe, side * fav)
-            st.mae = min(st.mae, side * adv)
-            st.last_return = st.unrealized_return(ctx.close)
+        st.entry_price = book.avg  # average cost: adding to a trade moves it
+        st.mark(ctx.close)
+
+    def _exit_layer(
+        self, ctx: BarContext, target: Target, features_id: int, append
+    ) -> tuple[float, str, Target]:
+        """With an exit rule the strategy only opens trades, at onsets of its signal (a side it did
+        not want at the previous bar), and the rule decides at every bar of an open trade whether
+        to hold one more interval; every such decision is an `exit` lineage record."""
+        s = ctx.symbol
+        wanted = 0 if target.exposure == 0 else (1 if target.exposure > 0 else -1)
+        onset = wanted != 0 and wanted != self._wanted[s]
+        self._wanted[s] = wanted
+        pos = ctx.position
+        if pos.side != 0:
+            d = self.exit_rule.on_bar(ctx)
+            append(d.record(new_id(), ctx.ts_ns, s, self.exit_rule.name, pos, parents=[features_id]))
+            if d.exit:
+                return 0.0, f"exit:{d.reason}", target
+            held = Target(exposure=float(pos.side), reason=f"hold:{d.reason}", value=target.value,
+                          edge=target.edge, model=target.model, role=target.role, qty=pos.qty)  # fmt: skip
+            return float(pos.side), held.reason, held
+        if onset:
+            self._decided_vol[s] = ctx.vol
+            return float(wanted), f"entry:{target.reason}", target
+        return 0.0, f"no_onset:{target.reason}" if wanted else target.reason, target
 
     def _size(self, ctx: BarContext, target: Target, exposure: float) -> float:
         if target.qty is not None:

@@ -279,6 +279,7 @@ def make_rule(
 
 
 def check_name(name: str) -> None:
-    """Raise ConfigError unless `name` is a live-selectable rule (config validation)."""
-    if name != LEARNED:
+    """Raise ConfigError unless `name` is a live-selectable rule (config validation); "strategy"
+    (no exit layer: the strategy's own targets govern) is the engine's default."""
+    if name not in (LEARNED, "strategy"):
         make_rule(name, horizon_bars=1, max_hold_bars=1)

@@ -93,6 +93,7 @@ class EnsembleStrategy:
         if not self.trusted:
             return Target(exposure=0.0, reason="no_oof_edge", value=p, edge=0.0, model=self.version, role=role)
         e = self.model.edge.expected_return(p)
+        ctx.signal_edge = e
         hold_h = self.horizon_bars * 24.0 / ctx.bars_per_day
         fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
         pos = ctx.position
