@@ -132,11 +132,19 @@ async def _drive(
         half_spread=costs.half_spread,
         slippage=costs.slippage,
     )
+    writer = LineageWriter(out / "lineage" / job.name, cfg.lineage)
     if strategy_factory is not None:
         strategy, model_info = strategy_factory(view), None
+    elif job.kind == "loop":
+        from kaizen.loop.loop import ImprovementLoop, LoopStrategy
+
+        loop = ImprovementLoop(
+            cfg, out / "loop" / job.name, writer, costs, iv, now_ns=lambda: view.now_ms * MS_NS
+        )
+        strategy, model_info = LoopStrategy(loop, job.name), None
     else:
         strategy, model_info = _make_strategy(job, view, costs, out)
-    writer = LineageWriter(out / "lineage" / job.name, cfg.lineage)
+    on_clock = getattr(strategy, "on_clock", None)
     res = Result(job.name)
     engine_cfg = msgspec.structs.replace(cfg, symbols=symbols)
     engine = Engine(
@@ -170,6 +178,8 @@ async def _drive(
                 while next_retrain <= t - iv:
                     next_retrain += job.retrain_every_ms
             view.advance(t)
+            if live and on_clock is not None:  # the loop: retrain, gate, promotions (replay clock)
+                on_clock(view, t)
             _step(view, engine, venue, symbols, prev, t, iv, live)
             if live:
                 await engine.execute_targets()
@@ -192,16 +202,24 @@ async def _drive(
             res.equity.append(venue.equity())
             res.gross.append(venue.gross_notional())
     finally:
+        loop = getattr(strategy, "loop", None)
+        if loop is not None:
+            loop.close()
         writer.close()
         use_clock(None)
     res.errors = list(engine.errors)
     res.bar_decisions = engine.decisions
     res.summary = _summary(job, venue, res, engine, summary)
+    if loop is not None:
+        res.summary.update({k: float(v) for k, v in loop.counts.items()})
+        res.summary["events"] = list(loop.events)
     res.seconds = time.monotonic() - t_wall
     return res
 
 
-def _timeline(ds: Dataset, symbols: list[str], iv: int, start_ms: int, end_ms: int, warmup: int) -> np.ndarray:
+def _timeline(
+    ds: Dataset, symbols: list[str], iv: int, start_ms: int, end_ms: int, warmup: int
+) -> np.ndarray:
     """Bar close times from `warmup` bars before start to the last bar opening before end."""
     closes = np.unique(np.concatenate([ds.symbols[s].klines.open_time + iv for s in symbols]))
     closes = closes[closes <= end_ms]
@@ -242,7 +260,9 @@ def _step(view: DataView, engine, venue, symbols: list[str], prev: int, t: int, 
         for s in symbols:
             nxt = view.open_at(s, t)
             venue.set_open(s, nxt)
-            engine.on_status(s, "valid" if nxt is not None else "closed", "" if nxt is not None else "no bar opens")
+            engine.on_status(
+                s, "valid" if nxt is not None else "closed", "" if nxt is not None else "no bar opens"
+            )
     for s in engine.symbols:  # leader first
         b = bars.get(s)
         if b is None:

@@ -8,8 +8,9 @@ Strategies (`[backtest] strategies`):
   snapshot           the ensemble trained once on the window before --start, never retrained
   periodic_retrain   retrained every `retrain_every_days` on the rolling window, deployed at once
                      with no validation (what FreqAI does)
-  kaizen             the ensemble with the net-edge gate, trading only with out-of-fold evidence of
-                     an edge; flat otherwise (the improvement loop will replace it)
+  kaizen             the improvement loop (kaizen/loop/loop.py): retrained on schedule, candidates
+                     in shadow, promoted only past the validation gate, rolled back on drift;
+                     flat until a model has beaten flat net of costs
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ KINDS = {
     "flat": "flat",
     "snapshot": "ensemble",
     "periodic_retrain": "ensemble",
-    "kaizen": "ensemble",
+    "kaizen": "loop",
 }
 SUMMARY_KEYS = ("net_return", "sharpe", "sortino", "max_drawdown", "fees", "funding", "turnover", "trades", "exposure")
 
@@ -114,7 +115,6 @@ def make_jobs(cfg: Config, data: Path, symbols: list[str], start_ms: int, end_ms
                 out_dir=str(out),
                 config_hash=chash,
                 retrain_every_ms=int(cfg.backtest.retrain_every_days * DAY_MS) if name == "periodic_retrain" else 0,
-                require_evidence=name == "kaizen",
             )
         )
     return jobs

@@ -98,6 +98,9 @@ def train_signal_model(
     version = ensemble.save(res, tmp, {k: info[k] for k in ("data", "label", "params", "edge")})
     info["version"] = version[:16]
     (tmp / "training.json").write_text(json.dumps(info, sort_keys=True, default=float))
+    # the out-of-fold probabilities and outcomes: the drift monitor calibrates on their residuals
+    ok = np.isfinite(res.oof_meta)
+    np.savez(tmp / "oof.npz", p=res.oof_meta[ok], y=ts.y[ok], t=ts.t[ok])
     if out.exists():  # another process finished the same model first: theirs is identical
         shutil.rmtree(tmp, ignore_errors=True)
     else:

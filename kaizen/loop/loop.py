@@ -1,0 +1,375 @@
+"""The improvement loop: retrain, shadow, validate, promote or retire, watch for drift, roll back.
+
+One object, two clocks: the backtest driver calls `on_clock(view, t)` at every bar close of the
+replay (the replay clock pauses while a model trains, so a run is reproducible); live and paper
+call it from a periodic task on the wall clock with a data view over stored history. At any time
+it reads data only through the view, so only data before that time.
+
+Role: "signal" (the pooled signal ensemble, one decision per symbol per bar). Its pointers live in
+a `ModelRegistry`; the champion starts as `flat`: no model trades until it has beaten doing
+nothing, net of fees, spread and funding, in shadow.
+
+- Retrain (`[loop] retrain_every`, default daily): when no candidate is in shadow, train one on
+  the rolling window ending now (kaizen.backtest.training.train_signal_model through the
+  configured executor: a local process pool, or Dask), register it, start shadowing it. One
+  candidate at a time ("fewer but better candidates"): a night with a candidate in shadow trains
+  nothing, so the training cost is one model per shadow period, not one per night.
+- Shadow: every version in play (champion, candidate) runs a `PaperBook`: the same features, the
+  same net-edge rule (kaizen.models.edge.decide_side) and the same costs as the traded book, so
+  each produces a per-decision net return series on the same decisions; shadows' predictions are
+  `Prediction(shadow=True)` records and never trade.
+- Validate (`[loop] shadow_days` after the candidate entered): the ValidationGate's paired test
+  and deflated Sharpe (counting every candidate ever trained for the role) decide promote or
+  retire; `flat` is tested against the champion at the same time, so a champion that loses to
+  doing nothing goes flat. Each evaluation is a `ShadowComparison` record; each pointer move a
+  registry `PointerMove` record naming it as parent.
+- Drift: the champion's calibration (did its probability of a profitable long come true, h bars
+  later?) feeds a CUSUM `DriftMonitor` calibrated on the model's own out-of-fold residuals to a
+  mean of `[loop] drift_arl0` decisions between false alarms; an alarm rolls the role back to the
+  last known-good version at once (`DriftAlarm` + `Rollback` records) and trading goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kaizen.config import Config
+from kaizen.engine.strategy import BarContext, Costs, Target
+from kaizen.lineage import records as R
+from kaizen.lineage.ids import new_id
+from kaizen.loop.gate import KEEP_WAITING, PROMOTE, GateConfig, ValidationGate, comparison_record
+from kaizen.models.edge import decide_side
+from kaizen.models.registry import FLAT, ModelRegistry
+
+ROLE = "signal"
+DAY_MS = 86_400_000
+FUNDING_INTERVAL_H = 8.0
+
+
+class PaperBook:
+    """One model version traded on paper, per symbol: the net-edge rule's side, and the net return
+    of each decision (side held over the next bar's log return, minus a taker side per unit of
+    change, minus funding pro rata), in fractions of notional. `flat` (model None) earns 0."""
+
+    def __init__(self, version: str, model: Any, horizon: int, costs: Costs, interval_ms: int) -> None:
+        self.version = version
+        self.model = model
+        self.horizon = horizon
+        self.costs = costs
+        self.hold_h = horizon * interval_ms / 3_600_000
+        self.per_bar_f = interval_ms / 3_600_000 / FUNDING_INTERVAL_H
+        self.state: dict[str, list] = {}  # symbol -> [side, held, close, funding/bar, cost]
+
+    def step(self, ctx: BarContext) -> tuple[int, float, float, float]:
+        """(side for the next bar, p, expected return, net return of the previous decision or nan)."""
+        st = self.state.get(ctx.symbol)
+        reward = math.nan
+        if st is not None:
+            side, held, close, fbar, cost = st
+            if close > 0 and ctx.close > 0:
+                reward = side * math.log(ctx.close / close) - side * fbar - cost
+        else:
+            side, held = 0, 0
+        if self.model is None:
+            self.state[ctx.symbol] = [0, 0, ctx.close, 0.0, 0.0]
+            return 0, math.nan, 0.0, (0.0 if st is not None else math.nan)
+        p = self.model.predict(ctx.features)
+        fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
+        if math.isfinite(p):
+            e = self.model.edge.expected_return(p)
+            new, _, _ = decide_side(
+                e, fr * self.hold_h / FUNDING_INTERVAL_H, self.costs.round_trip, side, held, self.horizon
+            )
+        else:
+            e, new = 0.0, 0
+        held = held + 1 if new == side and new != 0 else (1 if new != 0 else 0)
+        self.state[ctx.symbol] = [
+            new,
+            held,
+            ctx.close,
+            fr * self.per_bar_f,
+            abs(new - side) * self.costs.taker_side,
+        ]
+        return new, p, e, reward
+
+
+class ImprovementLoop:
+    def __init__(
+        self,
+        cfg: Config,
+        root: Path,
+        lineage: Any,
+        costs: Costs,
+        interval_ms: int,
+        *,
+        now_ns: Callable[[], int],
+        train: Callable[..., tuple[Path, dict]] | None = None,
+    ) -> None:
+        from kaizen.loop.executor import from_config
+
+        self.cfg = cfg
+        self.lc = cfg.loop
+        self.costs = costs
+        self.interval_ms = interval_ms
+        self.horizon = cfg.models.horizon_bars
+        self.lineage = lineage
+        self.now_ns = now_ns
+        self.registry = ModelRegistry(root / "registry", lineage=lineage)
+        self.models_root = root / "models"
+        self.gate = ValidationGate(GateConfig.from_loop(self.lc))
+        self.executor = from_config(self.lc)
+        self._train = train
+        self.retrain_ms = int(self.lc.retrain_every_s * 1000)
+        self.shadow_ms = int(self.lc.shadow_s * 1000)
+        self.next_retrain = -(2**62)
+        self.dirs: dict[str, Path] = {}  # version -> model directory
+        self.retrain_rec: dict[str, int] = {}  # version -> id of its Retrain record
+        self.trials = 0  # candidates ever trained for the role (the DSR's N)
+        self.champion = self._book(self.registry.champion(ROLE))
+        self.candidate: PaperBook | None = None
+        self.cand_since = 0
+        self.window: dict[str, list[float]] = {}
+        self.monitor: Any = None
+        self.thresholds: dict[str, float] | None = None
+        self.pending: dict[str, deque] = {}  # symbol -> (p, close, funding) of the champion's calls
+        self.counts = dict.fromkeys(("retrains", "promotions", "retirements", "rollbacks", "drift_alarms"), 0)
+        self.events: list[dict[str, Any]] = []
+        for v in self.registry.shadows(ROLE):  # a restart: the candidate in shadow is retired
+            self._move("retire", v, "restart: shadow period lost")
+
+    # ---- versions ---------------------------------------------------------------------------------
+    def _book(self, version: str) -> PaperBook:
+        from kaizen.engine.strategies.ensemble import load_signal_model
+
+        model = None if version == FLAT else load_signal_model(self._dir(version))
+        return PaperBook(version, model, self.horizon, self.costs, self.interval_ms)
+
+    def _dir(self, version: str) -> Path:
+        d = self.dirs.get(version)
+        if d is None:  # a restart: materialize the registry's immutable files
+            d = self.models_root / "registry" / version
+            if not (d / "manifest.json").exists():
+                d.mkdir(parents=True, exist_ok=True)
+                for name in self.registry.version(version).files:
+                    (d / name).write_bytes(self.registry.read(version, name))
+            self.dirs[version] = d
+        return d
+
+    # ---- the clock ---------------------------------------------------------------------------------
+    def on_clock(self, view: Any, t_ms: int) -> None:
+        """Everything due at time t (a bar close): the gate on a candidate whose shadow period is
+        over, then a retrain when one is due and no candidate is in shadow."""
+        if self.candidate is not None and t_ms - self.cand_since >= self.shadow_ms:
+            self._validate(t_ms)
+        if t_ms >= self.next_retrain:
+            self.next_retrain = t_ms - t_ms % self.retrain_ms + self.retrain_ms
+            if self.candidate is None:
+                self._retrain(view, t_ms)
+
+    def _retrain(self, view: Any, t_ms: int) -> None:
+        from kaizen.backtest.training import train_signal_model
+
+        window = int(self.cfg.backtest.train_window_days * DAY_MS)
+        ds = view.dataset(until_ms=t_ms, since_ms=t_ms - window)
+        fut = self.executor.submit(
+            self._train or train_signal_model, ds, self.cfg, self.costs, self.models_root
+        )
+        mdir, info = fut.result()  # the replay clock waits; live, the caller polls off the hot path
+        self.trials += 1
+        self.counts["retrains"] += 1
+        files = {p.name: p for p in sorted(Path(mdir).iterdir()) if p.is_file()}
+        d = info["data"]
+        mv = self.registry.register(
+            ROLE, files, data_start=int(d["start_ms"]) * 1_000_000, data_end=int(d["end_ms"]) * 1_000_000,
+            data_hash=d["hash"], metrics={k: float(v) for k, v in info.get("edge", {}).items()
+                                          if isinstance(v, int | float)},
+            run_id=f"train-{info.get('version', '')}", kind="ensemble", ts=self.now_ns(),
+            params={"window_days": float(self.cfg.backtest.train_window_days), "horizon_bars": self.horizon},
+        )  # fmt: skip
+        v = mv.version
+        self.dirs[v] = Path(mdir)
+        rec = R.Retrain(
+            id=new_id(), ts=self.now_ns(), model=v, run_id=f"train-{info.get('version', '')}", role=ROLE,
+            data_start=int(d["start_ms"]) * 1_000_000, data_end=int(d["end_ms"]) * 1_000_000,
+            data_hash=d["hash"], metrics={k: float(x) for k, x in info.get("edge", {}).items()
+                                          if isinstance(x, int | float)}, candidates=[v],
+        )  # fmt: skip
+        self.lineage.append(rec)
+        self.retrain_rec[v] = rec.id
+        if v == self.champion.version or v in self.registry.retired(ROLE):
+            return  # the same content again (no new data): nothing to shadow
+        self._move("add_shadow", v, "nightly retrain: candidate in shadow", parents=[rec.id])
+        self.candidate = self._book(v)
+        self.cand_since = t_ms
+        self.window = {"champion": [], "candidate": []}
+
+    def _validate(self, t_ms: int) -> None:
+        cand = self.candidate
+        champ = np.asarray(self.window["champion"], np.float64)
+        cnd = np.asarray(self.window["candidate"], np.float64)
+        res = self.gate.evaluate(
+            champ, cnd, n_trials=max(self.trials, 1), role=ROLE, champion=self.champion.version,
+            candidate=cand.version, final=True, expired=True,
+        )  # fmt: skip
+        parents = [self.retrain_rec[cand.version]] if cand.version in self.retrain_rec else []
+        cmp = comparison_record(res, ts=self.now_ns(), parents=parents)
+        self.lineage.append(cmp)
+        self.candidate = None
+        if res.decision == PROMOTE:
+            self._promote(cand.version, f"gate: {res.reason}", cmp.id, t_ms)
+            return
+        self._move("retire", cand.version, f"gate: {res.reason}", parents=[cmp.id])
+        self.counts["retirements"] += 1
+        self.events.append(self._event(t_ms, "retirement", cand.version, cand.version))
+        # flat is always a candidate: a champion that loses to doing nothing goes flat
+        if self.champion.version != FLAT and len(champ):
+            flat = self.gate.evaluate(champ, np.zeros_like(champ), n_trials=max(self.trials, 1), role=ROLE,
+                                      champion=self.champion.version, candidate=FLAT, final=True, expired=True)  # fmt: skip
+            fcmp = comparison_record(flat, ts=self.now_ns())
+            self.lineage.append(fcmp)
+            if flat.decision == PROMOTE:
+                self._promote(FLAT, f"gate: flat beats the champion: {flat.reason}", fcmp.id, t_ms)
+
+    def _promote(self, version: str, reason: str, parent: int, t_ms: int) -> None:
+        old = self.champion.version
+        self._move("promote", version, reason, parents=[parent])
+        self.champion = (
+            self._book(version)
+            if version != FLAT
+            else PaperBook(FLAT, None, self.horizon, self.costs, self.interval_ms)
+        )
+        self.counts["promotions"] += 1
+        self.events.append(self._event(t_ms, "promotion", old, version))
+        self.lineage.append(R.ModelSwap(id=new_id(), ts=self.now_ns(), parents=[parent], role=ROLE, model=version,
+                                        old=old, new=version, reason=reason[:300]))  # fmt: skip
+        self._new_monitor(version)
+        self.pending.clear()
+
+    def _new_monitor(self, version: str) -> None:
+        from kaizen.loop.drift import DriftMonitor
+
+        if version == FLAT:
+            self.monitor = None
+            return
+        lc = self.lc
+        if self.thresholds is None and lc.drift_threshold is None:
+            oof = np.load(self._dir(version) / "oof.npz")
+            resid = (oof["y"] - oof["p"])[np.argsort(oof["t"], kind="stable")]
+            mon, cals = DriftMonitor.calibrated(
+                ROLE, {"calibration": resid}, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup,
+                clip=lc.drift_clip, streams=300, model=version,
+            )  # fmt: skip
+            self.thresholds = {k: c.threshold for k, c in cals.items()}
+            self.monitor = mon
+        else:
+            self.monitor = DriftMonitor.from_config(ROLE, lc, thresholds=self.thresholds, model=version)
+
+    # ---- per bar ------------------------------------------------------------------------------------
+    def decide(self, ctx: BarContext, name: str) -> Target:
+        """The champion's target for this symbol (flat when the champion is flat); shadows predict
+        and log; paired per-decision returns accumulate for the gate; drift is checked."""
+        role = f"{ctx.symbol}/{ROLE}"
+        side, p, e, reward = self.champion.step(ctx)
+        recs: list[Any] = []
+        if self.candidate is not None:
+            cs, cp, ce, creward = self.candidate.step(ctx)
+            recs.append(R.Prediction(id=new_id(), ts=ctx.ts_ns, symbol=ctx.symbol, model=self.candidate.version,
+                                     role=role, value=float(cp) if math.isfinite(cp) else 0.0, shadow=True))  # fmt: skip
+            if math.isfinite(reward) and math.isfinite(creward):
+                self.window["champion"].append(reward)
+                self.window["candidate"].append(creward)
+        recs.extend(self._drift(ctx, p))
+        ctx.signal_edge = e
+        version = self.champion.version
+        if version == FLAT:
+            return Target(
+                exposure=0.0, reason="champion_flat", value=0.0, model=f"{name}:flat", role=role, records=recs
+            )
+        return Target(exposure=float(side), reason="champion", value=p if math.isfinite(p) else 0.0, edge=e,
+                      model=f"{name}:{version}", role=role, records=recs)  # fmt: skip
+
+    def _drift(self, ctx: BarContext, p: float) -> list[Any]:
+        """Calibration of the champion's probability, known `horizon` bars later: did a long's net
+        forward return (taker fees in and out, funding) come out > 0?"""
+        if self.monitor is None:
+            return []
+        q = self.pending.setdefault(ctx.symbol, deque())
+        fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
+        q.append((p, ctx.close, fr))
+        if len(q) <= self.horizon:
+            return []
+        p0, c0, f0 = q.popleft()
+        if not (math.isfinite(p0) and c0 > 0):
+            return []
+        net = (
+            math.log(ctx.close / c0)
+            - 2 * self.cfg.fees.taker
+            - f0 * self.horizon * self.interval_ms / 3.6e6 / 8
+        )
+        alarm = self.monitor.update(p0, 1.0 if net > 0 else 0.0, ts=ctx.ts_ns, symbol=ctx.symbol)
+        if alarm is None:
+            return []
+        self.counts["drift_alarms"] += 1
+        t_ms = ctx.ts_ns // 1_000_000
+        self.events.append(self._event(t_ms, "drift_alarm", self.champion.version, self.champion.version))
+        out = [alarm]
+        lkg = self.registry.last_known_good(ROLE)
+        if lkg and lkg != self.champion.version:
+            old = self.champion.version
+            rb = R.Rollback(id=new_id(), ts=ctx.ts_ns, parents=[alarm.id], role=ROLE, model=lkg, from_version=old,
+                            to_version=lkg, reason=alarm.detail[:300])  # fmt: skip
+            out.append(rb)
+            self.lineage.append(alarm)
+            self.lineage.append(rb)
+            self.registry.rollback(
+                ROLE, reason=f"drift alarm: {alarm.detail}"[:300], ts=ctx.ts_ns, parents=[rb.id]
+            )
+            self.champion = self._book(self.registry.champion(ROLE))
+            self.counts["rollbacks"] += 1
+            self.events.append(self._event(t_ms, "rollback", old, self.champion.version))
+            self._new_monitor(self.champion.version)
+            self.pending.clear()
+            if self.candidate is not None:  # its pairing was against the champion that failed
+                self.window = {"champion": [], "candidate": []}
+            return []
+        return out
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def _move(self, action: str, version: str, reason: str, parents: list[int] | None = None) -> None:
+        getattr(self.registry, action)(
+            ROLE, version, reason=reason[:300], ts=self.now_ns(), parents=parents or []
+        )
+
+    def _event(self, t_ms: int, kind: str, frm: str, to: str) -> dict[str, Any]:
+        import datetime as dt
+
+        ts = dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"ts": ts, "kind": kind, "role": ROLE, "from": frm, "to": to}
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+class LoopStrategy:
+    """The `kaizen` strategy: the improvement loop's champion trades (Strategy protocol); the
+    driver (or the live runner) calls `on_clock` at every bar close."""
+
+    def __init__(self, loop: ImprovementLoop, name: str = "kaizen") -> None:
+        self.loop = loop
+        self.name = name
+        self.version = f"{name}@loop"
+
+    def on_clock(self, view: Any, t_ms: int) -> None:
+        self.loop.on_clock(view, t_ms)
+
+    def decide(self, ctx: BarContext) -> Target:
+        return self.loop.decide(ctx, self.name)
+
+
+__all__ = ["ImprovementLoop", "LoopStrategy", "PaperBook", "ROLE", "KEEP_WAITING"]
