@@ -280,6 +280,8 @@ def _make_strategy(job: Job, view: DataView, costs: Costs, out: Path):
         return BaselineMomentum(job.cfg.strategy), None
     if job.kind == "flat":
         return Flat(), None
+    if job.kind == "bandit":
+        return _make_bandit(job, view, costs, out), None
     if job.kind != "ensemble":
         raise ValueError(f"unknown strategy kind {job.kind!r}")
     from kaizen.engine.strategies.ensemble import EnsembleStrategy, load_signal_model
@@ -300,6 +302,44 @@ def _make_strategy(job: Job, view: DataView, costs: Costs, out: Path):
         name=job.name,
     )
     return strat, info
+
+
+def _make_bandit(job: Job, view: DataView, costs: Costs, out: Path):
+    """The regime-aware variant portfolio: every configured variant (or the default three) trained
+    on its window before --start, and the regime detector when one is configured."""
+    from kaizen.backtest.training import train_signal_model
+    from kaizen.engine.strategies.bandit import RegimeBandit, VariantModel, default_variants
+    from kaizen.engine.strategies.ensemble import load_signal_model
+    from kaizen.market.data import interval_ms
+    from kaizen.policy.roles import Variant
+
+    cfg = job.cfg
+    iv = interval_ms(cfg.models.interval)
+    styles = cfg.policy.styles
+    if styles:
+        style = styles[0].name
+        variants = [Variant.from_config(style, v) for v in styles[0].variants]
+    else:
+        style, variants = "signal", default_variants(cfg.models.horizon_bars)
+    at = DataView(view_dataset(view), now_ms=job.start_ms)
+    models = []
+    for v in variants:
+        days = v.train_days or cfg.backtest.train_window_days
+        ds = at.dataset(until_ms=job.start_ms, since_ms=job.start_ms - int(days * DAY_MS))
+        mdir, _ = train_signal_model(ds, cfg, costs, out / "models", horizon_bars=v.horizon_bars,
+                                     features=list(v.features), params_override=dict(v.params))  # fmt: skip
+        models.append(VariantModel(v, load_signal_model(mdir), costs, iv, cfg.models.horizon_bars))
+    detector, names = _regime_detector(job, at, out)
+    return RegimeBandit(models, cfg.policy, style=style, detector_factory=detector, regime_names=names)
+
+
+def _regime_detector(job: Job, view: DataView, out: Path):
+    """(a per-symbol detector factory, the regime names), or (None, []) when this build has none."""
+    try:
+        from kaizen.models import regime
+    except ImportError:
+        return None, []
+    return regime.backtest_detector(view, job, out)
 
 
 def _train_at(job: Job, view: DataView, costs: Costs, out: Path):

@@ -8,6 +8,8 @@ Strategies (`[backtest] strategies`):
   snapshot           the ensemble trained once on the window before --start, never retrained
   periodic_retrain   retrained every `retrain_every_days` on the rolling window, deployed at once
                      with no validation (what FreqAI does)
+  regime_bandit      per (symbol, regime, style) a Thompson-sampling portfolio over trained
+                     variants and flat (kaizen/engine/strategies/bandit.py)
   kaizen             the improvement loop (kaizen/loop/loop.py): retrained on schedule, candidates
                      in shadow, promoted only past the validation gate, rolled back on drift;
                      flat until a model has beaten flat net of costs
@@ -39,6 +41,7 @@ KINDS = {
     "snapshot": "ensemble",
     "periodic_retrain": "ensemble",
     "kaizen": "loop",
+    "regime_bandit": "bandit",
 }
 SUMMARY_KEYS = ("net_return", "sharpe", "sortino", "max_drawdown", "fees", "funding", "turnover", "trades", "exposure")
 

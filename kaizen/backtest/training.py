@@ -55,17 +55,37 @@ def train_signal_model(
     costs: Costs,
     root: Path,
     progress: Callable[[str], None] | None = None,
+    *,
+    horizon_bars: int | None = None,
+    features: list[str] | tuple[str, ...] = (),
+    params_override: dict | None = None,
 ) -> tuple[Path, dict]:
-    """Train (or find in the cache) the pooled ensemble on `ds`; returns (model dir, its info)."""
+    """Train (or find in the cache) the pooled ensemble on `ds`; returns (model dir, its info).
+
+    A variant (kaizen.policy.roles.Variant) changes the label horizon, restricts the features (the
+    others are missing, in training and at prediction: `SignalModel` masks them) and overrides
+    XGBoost parameters of the base models."""
+    import dataclasses
+
     from kaizen.models import ensemble
     from kaizen.models.edge import edge_evidence
     from kaizen.models.training import build
 
     params = params_of(cfg)
+    if horizon_bars:
+        params = dataclasses.replace(params, horizon_bars=int(horizon_bars))
+    overrides = dict(params_override or {})
+    for k in ("trees", "max_depth", "learning_rate", "meta_trees"):
+        if k in overrides:
+            params = dataclasses.replace(params, **{k: type(getattr(params, k))(overrides.pop(k))})
+    if overrides:  # XGBoost parameters of the base models (a variant's hyper-parameters)
+        params = dataclasses.replace(params, base_extra=overrides)
+    features = list(features)
     dh = data_hash(ds)
     key_src = json.dumps(
         {"data": dh, "params": params.base_params(), "meta": params.meta_params(), "p": vars(params),
-         "fee": cfg.fees.taker, "rt": costs.round_trip, "leader": cfg.models.leader},
+         "fee": cfg.fees.taker, "rt": costs.round_trip, "leader": cfg.models.leader, "features": features,
+         "xgb": overrides},
         sort_keys=True, default=str,
     )  # fmt: skip
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -74,6 +94,13 @@ def train_signal_model(
         info = json.loads((out / "training.json").read_text())
         return out, info
     ts = build(ds, params.horizon_bars, cfg.fees.taker, leader=cfg.models.leader)
+    if features:
+        from kaizen.models.features import FEATURE_NAMES
+
+        unknown = sorted(set(features) - set(FEATURE_NAMES))
+        if unknown:
+            raise DataError(f"variant features {unknown} are not engine features")
+        ts.X[:, [i for i, n in enumerate(FEATURE_NAMES) if n not in features]] = np.nan
     if len(ts.y) < 500:
         raise DataError(f"too little history to train before {_iso(ds.end_ms)} ({len(ts.y)} labelled rows)")
     res = ensemble.train(ts.X, ts.y, ts.ret, ts.t, params, progress=progress)
@@ -90,12 +117,13 @@ def train_signal_model(
                    "meta_rounds": params.meta_trees, "folds": params.folds, "embargo_bars": params.embargo_bars},
         "edge": ev,
         "overall": {k: v for k, v in res.overall.items()},
+        "variant_features": features,
     }  # fmt: skip
     tmp = root / f".{key}.tmp"
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    version = ensemble.save(res, tmp, {k: info[k] for k in ("data", "label", "params", "edge")})
+    version = ensemble.save(res, tmp, {k: info[k] for k in ("data", "label", "params", "edge", "variant_features")})
     info["version"] = version[:16]
     (tmp / "training.json").write_text(json.dumps(info, sort_keys=True, default=float))
     # the out-of-fold probabilities and outcomes: the drift monitor calibrates on their residuals

@@ -44,59 +44,32 @@ from kaizen.engine.strategy import BarContext, Costs, Target
 from kaizen.lineage import records as R
 from kaizen.lineage.ids import new_id
 from kaizen.loop.gate import KEEP_WAITING, PROMOTE, GateConfig, ValidationGate, comparison_record
-from kaizen.models.edge import decide_side
+from kaizen.models.edge import PaperTrader
 from kaizen.models.registry import FLAT, ModelRegistry
 
 ROLE = "signal"
 DAY_MS = 86_400_000
-FUNDING_INTERVAL_H = 8.0
 
 
 class PaperBook:
-    """One model version traded on paper, per symbol: the net-edge rule's side, and the net return
-    of each decision (side held over the next bar's log return, minus a taker side per unit of
-    change, minus funding pro rata), in fractions of notional. `flat` (model None) earns 0."""
+    """One model version traded on paper for every symbol (kaizen.models.edge.PaperTrader): the
+    side the net-edge rule takes and the net return of each decision. `flat` (model None) earns 0."""
 
     def __init__(self, version: str, model: Any, horizon: int, costs: Costs, interval_ms: int) -> None:
         self.version = version
         self.model = model
-        self.horizon = horizon
-        self.costs = costs
-        self.hold_h = horizon * interval_ms / 3_600_000
-        self.per_bar_f = interval_ms / 3_600_000 / FUNDING_INTERVAL_H
-        self.state: dict[str, list] = {}  # symbol -> [side, held, close, funding/bar, cost]
+        self.trader = PaperTrader(horizon, costs.round_trip, interval_ms)
 
     def step(self, ctx: BarContext) -> tuple[int, float, float, float]:
         """(side for the next bar, p, expected return, net return of the previous decision or nan)."""
-        st = self.state.get(ctx.symbol)
-        reward = math.nan
-        if st is not None:
-            side, held, close, fbar, cost = st
-            if close > 0 and ctx.close > 0:
-                reward = side * math.log(ctx.close / close) - side * fbar - cost
-        else:
-            side, held = 0, 0
         if self.model is None:
-            self.state[ctx.symbol] = [0, 0, ctx.close, 0.0, 0.0]
-            return 0, math.nan, 0.0, (0.0 if st is not None else math.nan)
+            first = ctx.symbol not in self.trader.state
+            self.trader.state[ctx.symbol] = [0, 0, ctx.close, 0.0, 0.0]
+            return 0, math.nan, 0.0, (math.nan if first else 0.0)
         p = self.model.predict(ctx.features)
-        fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
-        if math.isfinite(p):
-            e = self.model.edge.expected_return(p)
-            new, _, _ = decide_side(
-                e, fr * self.hold_h / FUNDING_INTERVAL_H, self.costs.round_trip, side, held, self.horizon
-            )
-        else:
-            e, new = 0.0, 0
-        held = held + 1 if new == side and new != 0 else (1 if new != 0 else 0)
-        self.state[ctx.symbol] = [
-            new,
-            held,
-            ctx.close,
-            fr * self.per_bar_f,
-            abs(new - side) * self.costs.taker_side,
-        ]
-        return new, p, e, reward
+        e = self.model.edge.expected_return(p) if math.isfinite(p) else math.nan
+        side, reward = self.trader.step(ctx.symbol, ctx.close, e, ctx.funding_rate)
+        return side, p, (e if math.isfinite(e) else 0.0), reward
 
 
 class ImprovementLoop:

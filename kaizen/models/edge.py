@@ -136,6 +136,55 @@ def decide_side(
     return 0, "no_net_edge", max(long_edge, short_edge) - round_trip
 
 
+class PaperTrader:
+    """The net-edge rule traded on paper, per symbol, bar by bar: one home for the out-of-fold
+    evidence (`simulate_rule`), the improvement loop's shadow books and the variant portfolio's
+    counterfactual rewards. A position taken at a close earns the next bar's log return, pays a
+    taker side (fee + half spread + slippage) per unit of side changed, and pays funding at the
+    latest settled rate pro rata per bar (a long pays a positive rate). Returns are fractions of
+    notional, per decision."""
+
+    def __init__(
+        self, horizon: int, round_trip: float, interval_ms: int, funding_interval_h: float = 8.0
+    ) -> None:
+        self.horizon = horizon
+        self.round_trip = round_trip
+        self.hold_h = horizon * interval_ms / 3_600_000
+        self.per_bar_f = interval_ms / 3_600_000 / funding_interval_h
+        self.funding_interval_h = funding_interval_h
+        self.state: dict[str, list] = {}  # symbol -> [side, held, close, funding per bar, cost]
+
+    def step(self, symbol: str, close: float, expected: float, funding_rate: float) -> tuple[int, float]:
+        """Settle the previous decision at this close, then decide; returns (side now, net return of
+        the previous decision, nan at a symbol's first bar). `expected` nan: no view, flat."""
+        st = self.state.get(symbol)
+        reward = math.nan
+        side, held = 0, 0
+        if st is not None:
+            side, held, c0, fbar, cost = st
+            if c0 > 0 and close > 0:
+                reward = side * math.log(close / c0) - side * fbar - cost
+        fr = funding_rate if math.isfinite(funding_rate) else 0.0
+        if math.isfinite(expected):
+            new, _, _ = decide_side(
+                expected,
+                fr * self.hold_h / self.funding_interval_h,
+                self.round_trip,
+                side,
+                held,
+                self.horizon,
+            )
+        else:
+            new = 0
+        held = held + 1 if new == side and new != 0 else (1 if new != 0 else 0)
+        self.state[symbol] = [new, held, close, fr * self.per_bar_f, abs(new - side) * self.round_trip / 2.0]
+        return new, reward
+
+    def reset(self, symbol: str) -> None:
+        """Flat, at no cost (a gap in the data: no price to trade at)."""
+        self.state.pop(symbol, None)
+
+
 def simulate_rule(
     p: np.ndarray,
     close: np.ndarray,
@@ -149,36 +198,27 @@ def simulate_rule(
     interval_ms: int,
     funding_interval_h: float = 8.0,
 ) -> dict[str, float]:
-    """Trade `decide_side` bar by bar on rows with a finite p (per symbol, in time order): a position
-    taken at a row's close earns the next bar's log return, pays half the round trip per side
-    changed, and pays funding at the latest settled rate pro rata per bar. A gap flattens for free
-    (no price to trade at; rare). Returns the daily net return series' statistics, the symbols
-    weighted equally (each gets 1/N of the capital)."""
-    hold_h = horizon * interval_ms / 3_600_000
-    per_bar_f = interval_ms / 3_600_000 / funding_interval_h
+    """`PaperTrader` over the rows with a finite p (per symbol, in time order); a gap flattens for
+    free. Returns the daily net return series' statistics, the symbols weighted equally (each gets
+    1/N of the capital)."""
     symbols = np.unique(sid)
     pnl_by_day: dict[int, float] = {}
     trades = 0
+    pt = PaperTrader(horizon, round_trip, interval_ms, funding_interval_h)
     for s in symbols:
         rows = np.flatnonzero((sid == s) & np.isfinite(p))
-        if len(rows) < 2:
-            continue
-        side, held = 0, 0
-        for a, b in zip(rows[:-1], rows[1:], strict=True):
-            fr = funding[a] if np.isfinite(funding[a]) else 0.0
-            e = cal.expected_return(float(p[a]))
-            new, _, _ = decide_side(e, fr * hold_h / funding_interval_h, round_trip, side, held, horizon)
-            cost = abs(new - side) * round_trip / 2.0
-            trades += new != side and new != 0
-            held = held + 1 if new == side and new != 0 else (1 if new != 0 else 0)
-            side = new
-            ret = 0.0
-            if t[b] - t[a] == interval_ms:
-                ret = side * np.log(close[b] / close[a]) - side * fr * per_bar_f
-            else:
-                side, held = 0, 0
-            day = int(t[b] // 86_400_000)
-            pnl_by_day[day] = pnl_by_day.get(day, 0.0) + (ret - cost) / len(symbols)
+        key = str(s)
+        prev_t = None
+        for a in rows:
+            if prev_t is not None and t[a] - prev_t != interval_ms:
+                pt.reset(key)
+            before = pt.state.get(key, [0])[0]
+            side, reward = pt.step(key, float(close[a]), cal.expected_return(float(p[a])), float(funding[a]))
+            trades += side != before and side != 0
+            if reward == reward:
+                day = int(t[a] // 86_400_000)
+                pnl_by_day[day] = pnl_by_day.get(day, 0.0) + reward / len(symbols)
+            prev_t = t[a]
     days = np.array([pnl_by_day[d] for d in sorted(pnl_by_day)])
     n = len(days)
     sd = float(days.std(ddof=1)) if n > 1 else 0.0

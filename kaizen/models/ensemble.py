@@ -48,6 +48,7 @@ class TrainParams:
     meta_trees: int = 100
     threads: int = 2
     seed: int = 7
+    base_extra: dict[str, Any] = field(default_factory=dict)  # XGBoost parameters over the defaults
 
     def base_params(self) -> dict[str, Any]:
         return {
@@ -55,7 +56,7 @@ class TrainParams:
             "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": 0.8,
             "colsample_bytree": 0.8, "min_child_weight": 50, "lambda": 5.0, "nthread": self.threads,
             "seed": self.seed,
-        }  # fmt: skip
+        } | self.base_extra  # fmt: skip
 
     def meta_params(self) -> dict[str, Any]:
         return {

@@ -33,15 +33,28 @@ class SignalModel:
     calibration and the out-of-sample evidence recorded at training time."""
 
     def __init__(self, path: Path, compiled, edge: EdgeCalibration, evidence: dict, manifest: dict) -> None:
+        from kaizen.models.features import FEATURE_NAMES
+
         self.path = path
         self.compiled = compiled
         self.edge = edge
         self.evidence = evidence
         self.manifest = manifest
         self.version = compiled.version
+        # a variant trained on some features only sees those: the others are missing, as in training
+        keep = manifest.get("variant_features") or []
+        self._masked = (
+            np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in keep], np.intp) if keep else None
+        )
+        self._buf = np.empty(len(FEATURE_NAMES), np.float64)
 
     def predict(self, x: np.ndarray) -> float:
-        return self.compiled.predict(x)
+        if self._masked is None:
+            return self.compiled.predict(x)
+        buf = self._buf
+        buf[:] = x
+        buf[self._masked] = np.nan
+        return self.compiled.predict(buf)
 
 
 def load_signal_model(path: str | Path, backend: str = "auto") -> SignalModel:
@@ -91,14 +104,21 @@ class EnsembleStrategy:
         if not math.isfinite(p):
             return Target(exposure=0.0, reason="no_prediction", value=p, model=self.version, role=role)
         if not self.trusted:
-            return Target(exposure=0.0, reason="no_oof_edge", value=p, edge=0.0, model=self.version, role=role)
+            return Target(
+                exposure=0.0, reason="no_oof_edge", value=p, edge=0.0, model=self.version, role=role
+            )
         e = self.model.edge.expected_return(p)
         ctx.signal_edge = e
         hold_h = self.horizon_bars * 24.0 / ctx.bars_per_day
         fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
         pos = ctx.position
         side, reason, edge = decide_side(
-            e, fr * hold_h / FUNDING_INTERVAL_H, ctx.costs.round_trip, pos.side, pos.bars_in_trade, self.horizon_bars
+            e,
+            fr * hold_h / FUNDING_INTERVAL_H,
+            ctx.costs.round_trip,
+            pos.side,
+            pos.bars_in_trade,
+            self.horizon_bars,
         )
         return Target(exposure=float(side), reason=reason, value=p, edge=edge, model=self.version, role=role)
 
