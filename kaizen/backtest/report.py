@@ -37,6 +37,9 @@ def strategy_series(lineage_dir: Path) -> dict[str, Any]:
     pos: dict[str, list[tuple[int, float]]] = {}
     px: dict[str, list[tuple[int, float]]] = {}
     fills: list[dict[str, Any]] = []
+    champions: list[tuple[int, str, str, str]] = []  # (ms, role, version, action) per champion move
+    loop_events: list[tuple[int, str, str]] = []  # (ms, kind, detail): alarms, comparisons
+    choices: dict[tuple[int, str], int] = {}  # (day, variant) -> bandit decisions
     cur = None
     bar_times: set[int] = set()
 
@@ -61,6 +64,13 @@ def strategy_series(lineage_dir: Path) -> dict[str, Any]:
         if isinstance(rec, R.Bar):
             bar_times.add(rec.ts // 1_000_000)
             px.setdefault(rec.symbol, []).append((rec.ts // 1_000_000, rec.close))
+        elif isinstance(rec, R.PointerMove) and rec.pointer == "champion":
+            champions.append((rec.ts // 1_000_000, rec.role, rec.new, rec.action))
+        elif isinstance(rec, R.DriftAlarm):
+            loop_events.append((rec.ts // 1_000_000, "drift_alarm", rec.detail))
+        elif isinstance(rec, R.BanditChoice):
+            key = (rec.ts // 86_400_000_000_000, rec.variant)
+            choices[key] = choices.get(key, 0) + 1
         elif isinstance(rec, R.Fill):
             fills.append(
                 {"ts": rec.ts // 1_000_000, "symbol": rec.symbol, "side": rec.side, "qty": rec.qty,
@@ -70,6 +80,9 @@ def strategy_series(lineage_dir: Path) -> dict[str, Any]:
     if cur is not None:
         sample(cur)
     return {
+        "champions": champions,
+        "loop_events": loop_events,
+        "choices": choices,
         "bar_times": sorted(bar_times),
         "t": t_out,
         "equity": eq,
@@ -121,7 +134,11 @@ def build_report(out: Path, symbol: str = "BTCUSDT") -> Path:
         dd = (e / np.maximum.accumulate(e) - 1.0) if len(e) else e
         x = _dates(td)
         f.add_trace(go.Scatter(x=x, y=ed, name=n, mode="lines", legendgroup=n), row=1, col=1)
-        f.add_trace(go.Scatter(x=x, y=dd.tolist(), name=n, mode="lines", legendgroup=n, showlegend=False), row=2, col=1)
+        f.add_trace(
+            go.Scatter(x=x, y=dd.tolist(), name=n, mode="lines", legendgroup=n, showlegend=False),
+            row=2,
+            col=1,
+        )
     f.update_yaxes(tickformat=".0%", row=2, col=1)
     f.update_layout(height=650)
     figs.append(("Equity and drawdown", f))
@@ -133,12 +150,18 @@ def build_report(out: Path, symbol: str = "BTCUSDT") -> Path:
     f.update_layout(barmode="group", title="Net PnL per symbol (USDT, net of fees and funding)", height=420)
     figs.append(("Per-symbol PnL", f))
 
-    f = make_subplots(rows=1, cols=2, subplot_titles=("Fees paid to date (USDT)", "Funding paid to date (USDT, + = paid)"))
+    f = make_subplots(
+        rows=1, cols=2, subplot_titles=("Fees paid to date (USDT)", "Funding paid to date (USDT, + = paid)")
+    )
     for n, s in series.items():
         td, fd = _daily(s["t"], s["fees"])
         _, gd = _daily(s["t"], s["funding"])
         f.add_trace(go.Scatter(x=_dates(td), y=fd, name=n, mode="lines", legendgroup=n), row=1, col=1)
-        f.add_trace(go.Scatter(x=_dates(td), y=gd, name=n, mode="lines", legendgroup=n, showlegend=False), row=1, col=2)
+        f.add_trace(
+            go.Scatter(x=_dates(td), y=gd, name=n, mode="lines", legendgroup=n, showlegend=False),
+            row=1,
+            col=2,
+        )
     f.update_layout(height=420)
     figs.append(("Fees and funding", f))
 
@@ -157,6 +180,13 @@ def build_report(out: Path, symbol: str = "BTCUSDT") -> Path:
     f.update_yaxes(title_text="position (base units)", secondary_y=True)
     f.update_layout(title=f"Position over price: {symbol}", height=500)
     figs.append(("Position over price", f))
+
+    loop_fig = _loop_timeline(series)
+    if loop_fig is not None:
+        figs.append(("Model versions (champion per role) and drift alarms", loop_fig))
+    bandit_fig = _bandit_allocation(series)
+    if bandit_fig is not None:
+        figs.append(("Bandit allocation: share of decisions per variant, by day", bandit_fig))
 
     rows = [dict(r, strategy=n) for n, s in series.items() for r in s["fills"]]
     rows.sort(key=lambda r: (r["ts"], r["strategy"]))
@@ -186,6 +216,64 @@ slippage and funding.</p>
     path = out / "report.html"
     path.write_text(page)
     return path
+
+
+def _loop_timeline(series: dict[str, Any]):
+    """The champion of each role over time (step chart over the versions in order of appearance)
+    with promotions and rollbacks marked, and drift alarms: one trace per strategy and role."""
+    import plotly.graph_objects as go
+
+    if not any(s["champions"] for s in series.values()):
+        return None
+    f = go.Figure()
+    for n, s in series.items():
+        roles = sorted({r for _, r, _, _ in s["champions"]})
+        for role in roles:
+            moves = [(t, v, a) for t, r, v, a in s["champions"] if r == role]
+            names: list[str] = []
+            y = []
+            for _, v, _ in moves:
+                if v not in names:
+                    names.append(v)
+                y.append(names.index(v))
+            x = _dates([t for t, _, _ in moves])
+            f.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", line={"shape": "hv"}, name=f"{n} {role}",
+                                   text=[f"{a}: {v}" for _, v, a in moves], hovertemplate="%{x} %{text}"))  # fmt: skip
+            for kind, sym in (("promote", "triangle-up"), ("rollback", "x")):
+                pts = [(t, names.index(v)) for t, v, a in moves if a == kind]
+                if pts:
+                    f.add_trace(go.Scatter(x=_dates([t for t, _ in pts]), y=[v for _, v in pts], mode="markers",
+                                           marker={"symbol": sym, "size": 11}, name=f"{n} {kind}"))  # fmt: skip
+        alarms = s["loop_events"]
+        if alarms:
+            f.add_trace(go.Scatter(x=_dates([t for t, _, _ in alarms]), y=[-0.5] * len(alarms), mode="markers",
+                                   marker={"symbol": "star", "size": 12, "color": "red"}, name=f"{n} drift alarm",
+                                   text=[d for _, _, d in alarms], hovertemplate="%{x} %{text}"))  # fmt: skip
+    f.update_yaxes(title_text="champion (0 = first version seen; flat included)")
+    f.update_layout(height=420)
+    return f
+
+
+def _bandit_allocation(series: dict[str, Any]):
+    import plotly.graph_objects as go
+
+    if not any(s["choices"] for s in series.values()):
+        return None
+    f = go.Figure()
+    for n, s in series.items():
+        ch = s["choices"]
+        if not ch:
+            continue
+        days = sorted({d for d, _ in ch})
+        variants = sorted({v for _, v in ch})
+        total = {d: sum(ch.get((d, v), 0) for v in variants) for d in days}
+        x = _dates([d * 86_400_000 for d in days])
+        for v in variants:
+            f.add_trace(go.Scatter(x=x, y=[ch.get((d, v), 0) / total[d] for d in days], name=f"{n} {v}",
+                                   stackgroup=n, mode="lines"))  # fmt: skip
+    f.update_yaxes(tickformat=".0%")
+    f.update_layout(height=420)
+    return f
 
 
 def _summary_table(path: Path) -> str:
