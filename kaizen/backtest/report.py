@@ -122,6 +122,10 @@ def build_report(out: Path, symbol: str = "BTCUSDT") -> Path:
     order = list(json.loads(summary_path.read_text())["strategies"]) if summary_path.exists() else []
     names = [n for n in order if n in names] + [n for n in names if n not in order]
     series = {n: strategy_series(lin / n) for n in names}
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly
+    color = {n: palette[i % len(palette)] for i, n in enumerate(names)}
     figs: list[tuple[str, Any]] = []
     embedded: dict[str, Any] = {}
 
@@ -146,7 +150,9 @@ def build_report(out: Path, symbol: str = "BTCUSDT") -> Path:
     syms = sorted({sym for s in series.values() for sym in s["per_symbol"]})
     f = go.Figure()
     for n, s in series.items():
-        f.add_trace(go.Bar(name=n, x=syms, y=[s["per_symbol"].get(sym, 0.0) for sym in syms]))
+        f.add_trace(
+            go.Bar(name=n, x=syms, y=[s["per_symbol"].get(sym, 0.0) for sym in syms], marker_color=color[n])
+        )
     f.update_layout(barmode="group", title="Net PnL per symbol (USDT, net of fees and funding)", height=420)
     figs.append(("Per-symbol PnL", f))
 
@@ -175,7 +181,7 @@ def build_report(out: Path, symbol: str = "BTCUSDT") -> Path:
         p = s["position"].get(symbol, [])[::step]
         if p:
             f.add_trace(go.Scatter(x=_dates([a for a, _ in p]), y=[b for _, b in p], name=f"{n} position",
-                                   mode="lines", line={"shape": "hv"}), secondary_y=True)  # fmt: skip
+                                   mode="lines", line={"shape": "hv", "color": color[n]}), secondary_y=True)  # fmt: skip
     f.update_yaxes(title_text="price", secondary_y=False)
     f.update_yaxes(title_text="position (base units)", secondary_y=True)
     f.update_layout(title=f"Position over price: {symbol}", height=500)
