@@ -83,6 +83,7 @@ class ImprovementLoop:
         *,
         now_ns: Callable[[], int],
         train: Callable[..., tuple[Path, dict]] | None = None,
+        blocking: bool = True,
     ) -> None:
         from kaizen.loop.executor import from_config
 
@@ -98,6 +99,10 @@ class ImprovementLoop:
         self.gate = ValidationGate(GateConfig.from_loop(self.lc))
         self.executor = from_config(self.lc)
         self._train = train
+        # backtest: the replay clock waits for a training job (reproducible); live: the job runs in
+        # the executor's processes and the candidate enters shadow at the first clock after it ends
+        self.blocking = blocking
+        self._job: Any = None
         self.retrain_ms = int(self.lc.retrain_every_s * 1000)
         self.shadow_ms = int(self.lc.shadow_s * 1000)
         self.next_retrain = -(2**62)
@@ -138,11 +143,14 @@ class ImprovementLoop:
     def on_clock(self, view: Any, t_ms: int) -> None:
         """Everything due at time t (a bar close): the gate on a candidate whose shadow period is
         over, then a retrain when one is due and no candidate is in shadow."""
+        if self._job is not None and self._job.done():
+            fut, self._job = self._job, None
+            self._registered(*fut.result(), t_ms)
         if self.candidate is not None and t_ms - self.cand_since >= self.shadow_ms:
             self._validate(t_ms)
         if t_ms >= self.next_retrain:
             self.next_retrain = t_ms - t_ms % self.retrain_ms + self.retrain_ms
-            if self.candidate is None:
+            if self.candidate is None and self._job is None:
                 self._retrain(view, t_ms)
 
     def _retrain(self, view: Any, t_ms: int) -> None:
@@ -153,7 +161,13 @@ class ImprovementLoop:
         fut = self.executor.submit(
             self._train or train_signal_model, ds, self.cfg, self.costs, self.models_root
         )
-        mdir, info = fut.result()  # the replay clock waits; live, the caller polls off the hot path
+        if self.blocking:
+            self._registered(*fut.result(), t_ms)
+        else:
+            self._job = fut
+
+    def _registered(self, mdir: Path, info: dict, t_ms: int) -> None:
+        """A trained candidate: register it, log its Retrain record, start shadowing it."""
         self.trials += 1
         self.counts["retrains"] += 1
         files = {p.name: p for p in sorted(Path(mdir).iterdir()) if p.is_file()}
