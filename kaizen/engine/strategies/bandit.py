@@ -5,7 +5,9 @@ variant's paper position becomes the target.
 Every variant (a trained signal model configuration: horizon, features, hyper-parameters, training
 window) trades on paper all the time (kaizen.models.edge.PaperTrader: the net-edge rule, the same
 fees, spread and funding as the real book), so at every bar each one has a net return for the
-decision it made at the previous bar. The role that made that decision learns from all of them:
+decision it made at the previous bar. A draw happens when the book is flat; a trade in progress stays with the variant that took it
+until that variant's paper position goes flat (switching mid-trade would pay for every switch).
+The role that made the previous decision learns from all of them:
 the variant that was traded at weight 1, the others as shadows at `[policy] shadow_weight`
 (counterfactual rewards), `flat` always 0. Rewards are in basis points per decision. Retirement
 checks run on the policy's cadence. Every draw, update, retirement and regime change is a lineage
@@ -114,8 +116,15 @@ class RegimeBandit:
             recs += rp.maybe_retire(ts)
         role = Role(ctx.symbol, regime, self.style)
         rp = self._portfolio(role)
-        vid, choice = rp.choose(ts)
-        recs += choice
+        held = prev[1] if prev is not None else FLAT
+        if held != FLAT and held in steps and steps[held][0] != 0:
+            # a trade in progress stays with the variant that took it: a fresh draw every bar
+            # would flip the book between variants' positions and pay for every flip
+            vid, role = held, prev[0]
+            rp = self._portfolio(role)
+        else:
+            vid, choice = rp.choose(ts)
+            recs += choice
         self.last[ctx.symbol] = (role, vid)
         if vid == FLAT:
             return Target(exposure=0.0, reason=f"{role.key}:flat", value=0.0, model=f"{self.version}:flat",
