@@ -4,7 +4,7 @@ per bar, in one run. Run: `python bench/features.py` (from the repo root, after 
 Rows (every row times the same 3,000 ETHUSDT 1h bars of 2024, the engine fed all four symbols in
 feed order as live; bench/_harness.py: the same passes, per call the minimum over passes net of
 its own timer's cost):
-  engine bar_update (C call, as the hot path)   whole 34-feature vector
+  engine bar_update (C call, as the hot path)   whole 36-feature vector
   engine on_bar (Python call, returns ndarray)  the same through the Python API
   numpy per bar (baseline)                      the same bar features from trailing windows with numpy
   engine book_update (C, per book event)        live-only inputs -> book/flow features (no baseline;

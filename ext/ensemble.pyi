@@ -8,11 +8,12 @@ class CompiledEnsemble:
     num_bases: int
     num_features: int
     num_extra: int
+    meta_mode: int  # 0 forest, 1 logistic
     version: str
     def __init__(
         self,
         bases: list[tuple[Forest, list[int]]],
-        meta: Forest,
+        meta: Forest | dict,
         num_features: int,
         num_extra: int = 0,
         version: str = "",

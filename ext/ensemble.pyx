@@ -3,15 +3,16 @@
 
 `predict_c(x, extra)` runs every base forest on its surface's columns of the full feature vector
 `x` (float64, NaN = missing, cast to float32 as XGBoost reads it), turns each base probability into
-a logit exactly as training did (`kaizen.models.ensemble._logit`: clip to [1e-6, 1 - 1e-6], then
-log(p / (1 - p)) in float64, read as float32 by the meta model), appends the `extra` meta inputs
-(regime probabilities when the meta model was trained with them) and returns the meta model's
-probability. No Python object is allocated: a C call for other Cython modules (it holds the GIL,
+a logit exactly as training did (clip to [1e-6, 1 - 1e-6], then log(p / (1 - p)) in float64) and
+returns the meta model's probability. `extra` holds the regime detector's K class probabilities
+when the meta was trained with them (kaizen.models.stacking.design): a forest meta reads the
+logits (as float32) then the probabilities; a logistic meta reads, in float64, the first K - 1
+probabilities then every logit times every probability (base-major). No Python object is allocated: a C call for other Cython modules (it holds the GIL,
 as the engine's thread does anyway).
 `kaizen.models.ensemble.Ensemble.predict` is the reference it is tested against.
 """
 
-from libc.math cimport log
+from libc.math cimport exp, log
 
 from kaizen.ext.forest cimport Forest
 
@@ -19,19 +20,34 @@ import numpy as np
 
 
 cdef class CompiledEnsemble:
-    def __init__(self, list bases, Forest meta, int num_features, int num_extra=0, str version=""):
-        """bases: [(Forest, column indices into the feature vector)] in the meta model's input order."""
+    def __init__(self, list bases, meta, int num_features, int num_extra=0, str version=""):
+        """bases: [(Forest, column indices into the feature vector)] in the meta model's input order;
+        meta: a Forest, or a logistic model {"intercept", "coef"} (kaizen.models.stacking)."""
         cdef int j, k
         cdef Forest f
         if not 0 < len(bases) <= MAX_BASES:
             raise ValueError(f"CompiledEnsemble: 1..{MAX_BASES} base models, got {len(bases)}")
         if not 0 <= num_extra <= MAX_EXTRA:
             raise ValueError(f"CompiledEnsemble: at most {MAX_EXTRA} extra meta inputs")
-        if meta.num_features != len(bases) + num_extra:
-            raise ValueError(
-                f"CompiledEnsemble: meta model reads {meta.num_features} inputs, "
-                f"given {len(bases)} bases + {num_extra} extra"
-            )
+        if isinstance(meta, dict):
+            coef = [float(c) for c in meta["coef"]]
+            want = len(bases) if num_extra == 0 else (num_extra - 1) + len(bases) * num_extra
+            if len(coef) != want or want > MAX_META_IN:
+                raise ValueError(f"CompiledEnsemble: logistic meta has {len(coef)} coefficients, expected {want}")
+            self.meta_mode = META_LOGISTIC
+            self.intercept = float(meta["intercept"])
+            self.n_coef = len(coef)
+            for k in range(len(coef)):
+                self.coef[k] = coef[k]
+            self.meta = None
+        else:
+            if meta.num_features != len(bases) + num_extra:
+                raise ValueError(
+                    f"CompiledEnsemble: meta model reads {meta.num_features} inputs, "
+                    f"given {len(bases)} bases + {num_extra} extra"
+                )
+            self.meta_mode = META_FOREST
+            self.meta = meta
         self._forests = []
         for j, (f, idx) in enumerate(bases):
             cols = [int(c) for c in idx]
@@ -45,18 +61,18 @@ cdef class CompiledEnsemble:
             self.ncols[j] = len(cols)
             for k in range(len(cols)):
                 self.cols[j][k] = cols[k]
-        self._forests.append(meta)
-        self.meta = meta
+        if self.meta is not None:
+            self._forests.append(self.meta)
         self.num_bases = len(bases)
         self.num_features = num_features
         self.num_extra = num_extra
         self.version = version
 
     cdef double predict_c(self, const double* x, const double* extra) noexcept:
-        cdef int j, k
-        cdef double p, out
+        cdef int j, k, i, K = self.num_extra, B = self.num_bases
+        cdef double p, out, eta
         cdef Forest f
-        for j in range(self.num_bases):
+        for j in range(B):
             for k in range(self.ncols[j]):
                 self.row[k] = <float> x[self.cols[j][k]]
             f = <Forest> self._forests[j]
@@ -66,9 +82,25 @@ cdef class CompiledEnsemble:
                 p = 1e-6
             elif p > 1.0 - 1e-6:
                 p = 1.0 - 1e-6
-            self.meta_row[j] = <float> log(p / (1.0 - p))
-        for k in range(self.num_extra):
-            self.meta_row[self.num_bases + k] = <float> extra[k]
+            self.logits[j] = log(p / (1.0 - p))
+        if self.meta_mode == META_LOGISTIC:
+            eta = self.intercept
+            if K == 0:
+                for j in range(B):
+                    eta += self.coef[j] * self.logits[j]
+            else:
+                for k in range(K - 1):
+                    eta += self.coef[k] * extra[k]
+                i = K - 1
+                for j in range(B):
+                    for k in range(K):
+                        eta += self.coef[i] * (self.logits[j] * extra[k])
+                        i += 1
+            return 1.0 / (1.0 + exp(-eta))
+        for j in range(B):
+            self.meta_row[j] = <float> self.logits[j]
+        for k in range(K):
+            self.meta_row[B + k] = <float> extra[k]
         self.meta.predict_ptr(self.meta_row, &out)
         return out
 

@@ -5,7 +5,7 @@
 cdef enum:
     CAP = 128          # ring capacity in bars (> the longest window + 1)
     MASK = CAP - 1
-    NF = 34            # features in the vector (order: kaizen.models.features.FEATURES)
+    NF = 36            # features in the vector (order: kaizen.models.features.FEATURES)
 
 cdef struct SymState:
     double c[CAP]

@@ -27,6 +27,7 @@ NAMES = (
     "fund_rate", "fund_chg_24", "fund_mean_72", "basis_premium", "basis_premium_mean_24",
     "x_leader_ret_1", "x_leader_ret_4", "x_corr_72", "x_spread_24", "x_rel_mom_24",
     "book_imbalance", "book_micro_drift", "book_imbalance_ema", "flow_signed_volume",
+    "vol_hl_1", "vol_ends_1",
 )
 assert len(NAMES) == NF
 
@@ -325,6 +326,11 @@ cdef class FeatureEngine:
             out[33] = NAN
         s.signed_acc = 0.0
         s.book_events_bar = 0
+
+        # --- per-bar range and efficiency (appended: the regime detector averages them over time)
+        x = log(h / l)
+        out[34] = x
+        out[35] = (fabs(2.0 * c - h - l) + fabs(2.0 * o - h - l)) / (2.0 * (h - l)) if h > l else NAN
         return status
 
     cdef void book_update(self, int sid, double imbalance, double microprice, double mid,

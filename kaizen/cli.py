@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "kaizen.market.cli",  # kaizen book ...
     "kaizen.models.cli",  # kaizen train ..., kaizen data ...
     "kaizen.models.exit_cli",  # kaizen exit eval (offline evaluator until the engine runs exits)
+    "kaizen.market.synth_cli",  # kaizen data synth
+    "kaizen.models.regime_cli",  # kaizen regime eval|train
     "kaizen.risk.cli",  # kaizen risk status|rearm
     "kaizen.backtest.cli",  # kaizen backtest, kaizen report
 )

@@ -110,6 +110,10 @@ class ModelConfig(_Section):
     learning_rate: Fraction = 0.05
     meta_trees: Count = 100
     threads: Count = 2
+    # meta model: "select" picks xgb or logistic per fold by the walk-forward protocol
+    meta: Literal["xgb", "logistic", "select"] = "select"
+    regime_stacking: bool = False  # the meta also takes the regime detector's probabilities
+    regime_trees: Count = 150  # boosting rounds of the regime detector trained for the stacking
 
 
 class BacktestConfig(_Section):

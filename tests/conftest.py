@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _find_data() -> Path:
-    if os.environ.get("KAIZEN_DATA"):
-        return Path(os.environ["KAIZEN_DATA"])
+    for var in ("KAIZEN_DATA", "KAIZEN_TEST_DATA"):  # data elsewhere (e.g. a worktree not beside shared/)
+        if os.environ.get(var):
+            return Path(os.environ[var])
     for parent in REPO.parents:
         if (parent / "shared" / "data").is_dir():
             return parent / "shared" / "data"

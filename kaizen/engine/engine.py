@@ -437,7 +437,7 @@ class Engine:
 
     def _names_once(self) -> list[str]:
         """Feature names go into the first snapshot of a run; later snapshots of the same
-        `feature_set` leave them out (the same 34 strings per bar were most of the record)."""
+        `feature_set` leave them out (the same 36 strings per bar were most of the record)."""
         if self._names_logged:
             return []
         self._names_logged = True

@@ -81,8 +81,33 @@ def _table(folds: list[dict], overall: dict, prior: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_table(folds: list[dict], overall: dict) -> str:
+    """Out of sample, per fold and overall: the meta model(s) against the best base model (the base
+    with the lowest overall log-loss), log-loss and IC, and the meta's difference to it."""
+    bases = [k for k in overall if not k.startswith("meta")]
+    metas = [k for k in overall if k.startswith("meta")]
+    best = min(bases, key=lambda k: overall[k]["logloss"])
+    hdr = f"{'fold':<23} {'model':<22} {'logloss':>8} {'ic':>8} {'d logloss':>10} {'d ic':>8}"
+    lines = [
+        f"meta vs the best base ({best}); d = meta - {best} (d logloss < 0 and d ic > 0: meta better)",
+        hdr,
+    ]
+    lines.append("-" * len(hdr))
+    rows = [(f"{f['start']}..{f['end']}", f["models"]) for f in folds] + [("overall", overall)]
+    for span, ms in rows:
+        b = ms[best]
+        lines.append(f"{span:<23} {best + ' (best base)':<22} {b['logloss']:8.5f} {b['ic']:8.4f}")
+        for m in metas:
+            x = ms[m]
+            lines.append(
+                f"{'':<23} {m:<22} {x['logloss']:8.5f} {x['ic']:8.4f} {x['logloss'] - b['logloss']:+10.5f} "
+                f"{x['ic'] - b['ic']:+8.4f}"
+            )
+    return "\n".join(lines)
+
+
 def verdict(overall: dict, meta: str = "meta") -> str:
-    bases = {k: v for k, v in overall.items() if k != meta}
+    bases = {k: v for k, v in overall.items() if not k.startswith("meta")}
     best_ll = min(bases, key=lambda k: bases[k]["logloss"])
     best_ic = max(bases, key=lambda k: bases[k]["ic"])
     m = overall[meta]
@@ -99,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from kaizen import config as kconfig
+    from kaizen.ext.marketmodel import REGIMES
     from kaizen.market.data import interval_ms, load_dataset, parse_date_ms
     from kaizen.models import ensemble
     from kaizen.models.training import build
@@ -130,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = ensemble.TrainParams(
         folds=mc.folds, embargo_bars=mc.embargo_bars, horizon_bars=mc.horizon_bars, interval_ms=iv,
         trees=mc.trees, max_depth=mc.max_depth, learning_rate=mc.learning_rate, meta_trees=mc.meta_trees,
-        threads=mc.threads,
+        threads=mc.threads, meta_kind=mc.meta, regime_stacking=mc.regime_stacking,
     )  # fmt: skip
     print(
         f"train: {len(ts.y)} labelled rows, {', '.join(ds.symbols)}, base rate {ts.y.mean():.4f}, "
@@ -151,9 +177,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         return sum(1 for idx in surf.values() if not np.isnan(ts.X[np.ix_(rows, idx)]).all())
 
     steps = sum(ensemble.n_steps(params, n_bases(np.flatnonzero(m))) for _, m in groups)
+    if mc.regime_stacking:
+        steps += params.folds + 3
     bar = Progress(steps, label="train")
     results = []
+    regime_oof = regime_final = None
     try:
+        if mc.regime_stacking:
+            regime_oof, regime_final = _regime_inputs(
+                ds, ts, data, params, iv, mc.regime_trees, lambda note: bar.advance(1, note)
+            )
         for sym, mask in groups:
             rows = np.flatnonzero(mask)
             tag = f"{sym} " if sym else ""
@@ -161,6 +194,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 res = ensemble.train(
                     ts.X[rows], ts.y[rows], ts.ret[rows], ts.t[rows], params,
                     progress=lambda note, tag=tag: bar.advance(1, tag + note),
+                    regime_oof=None if regime_oof is None else regime_oof[rows],
+                    regime_classes=None if regime_oof is None else list(REGIMES),
                 )  # fmt: skip
             except DataError as exc:
                 if not sym:
@@ -185,9 +220,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                       "fee_per_side": cfg.fees.taker, "funding": "latest settled rate * hold / 8h"},
             "params": {"base": params.base_params(), "base_rounds": params.trees, "meta": params.meta_params(),
                        "meta_rounds": params.meta_trees, "folds": params.folds,
-                       "embargo_bars": params.embargo_bars, "pooled": mc.pooled, "leader": mc.leader},
+                       "embargo_bars": params.embargo_bars, "pooled": mc.pooled, "leader": mc.leader,
+                       "meta_kind": params.meta_kind, "regime_stacking": params.regime_stacking},
         }  # fmt: skip
         mdir = out / "models" / sym if sym else out / "models"
+        if regime_final is not None:
+            # the detector whose probabilities the meta takes live: saved beside the ensemble
+            info["regime_detector"] = {"dir": "regime", "content_hash": regime_final.save(mdir / "regime")}
         versions.append(f"{pre}{ensemble.save(res, mdir, info)[:16]}")
         overall.update({pre + k: v for k, v in res.overall.items()})
         for f in res.folds:
@@ -197,6 +236,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"== {sym} ({len(rows)} rows) ==")
         print(_table(res.folds, res.overall, res.prior))
         print(verdict(res.overall))
+        if ensemble.META_PLAIN in res.overall:
+            print(
+                verdict(res.overall, ensemble.META_PLAIN).replace(
+                    "meta vs", "meta without regime inputs vs", 1
+                )
+            )
+        print("meta kind per fold: " + ", ".join(f"{k} {v}" for k, v in res.meta_choice.items()))
+        print(compare_table(res.folds, res.overall))
         if res.skipped:
             print("skipped surfaces: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
     first = results[0][0]
@@ -208,6 +255,43 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{time.monotonic() - t0:.1f}s"
     )
     return 0
+
+
+def _regime_inputs(ds, ts, data: Path, params, iv: int, trees: int, tick):
+    """The regime detector's out-of-sample probabilities for every training row (walk-forward on
+    the ensemble's folds over all rows), and the detector refitted on everything (saved beside the
+    ensemble). Labels: DIR/truth/regimes.csv where it exists, else realized statistics."""
+    import numpy as np
+
+    from kaizen.market.synth import read_truth
+    from kaizen.models import ensemble, regime
+
+    truth = read_truth(data)
+    bf = ts.bf
+    X = regime.detector_matrix(bf, iv)
+    tick("regime features")
+    y = np.full(len(bf.sid), -1, np.int8)
+    for i, s in enumerate(bf.symbols):
+        rows = np.flatnonzero(bf.sid == i)
+        if truth is not None and s in truth:
+            tt, tr = truth[s]
+            pos = np.minimum(np.searchsorted(tt, bf.open_time[rows]), len(tt) - 1)
+            hit = tt[pos] == bf.open_time[rows]
+            y[rows[hit]] = tr[pos[hit]]
+        else:
+            y[rows] = regime.realized_labels(bf.close[rows], iv)
+    Xr, yr = X[ts.rows], y[ts.rows]
+    folds = ensemble.folds_for(ts.t, params)
+    dp = regime.DetectorParams(trees=trees, threads=params.threads)
+    P = regime.walk_forward_probs(Xr, yr, ts.t, folds, iv, dp, progress=tick)
+    keep = (yr >= 0) & (ts.t >= ts.t.min() + 14 * regime.DAY_MS)
+    booster = regime.fit(Xr[keep], yr[keep], dp)
+    info = {"labels": "truth" if truth is not None else "realized",
+            "train": {"start_ms": int(ts.t.min()), "end_ms": int(ts.t.max()) + iv, "rows": int(keep.sum()),
+                      "symbols": list(bf.symbols)}}  # fmt: skip
+    final = regime.RegimeModel.from_booster(booster, iv, dp, info)
+    tick("regime final")
+    return P, final
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

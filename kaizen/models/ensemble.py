@@ -7,11 +7,22 @@ Training (`train`):
   2. for fold k >= 2 the meta model is trained on the out-of-fold predictions of B1..B(k-1)
      (same purge/embargo) and predicts Bk; every model is scored on folds 2..K, the same rows;
   3. the saved models: bases refit on all rows, the meta refit on all out-of-fold predictions.
+The meta model (kaizen.models.stacking) is a shallow XGBoost ("xgb"), an L2 logistic regression on
+the base logits ("logistic"), or, by default, whichever the walk-forward protocol picks ("select":
+per fold, fitted on the earlier out-of-fold blocks but the last, scored on that last block). With
+`regime_stacking` the candidates can also take the regime detector's class probabilities for each
+row (`regime_oof`: out of sample, produced walk-forward by the caller on the folds of `folds_for`);
+"select" then uses them only where they validate, and the training result also scores the meta
+chosen among the candidates without them ("meta_plain").
 Saved as XGBoost JSON plus manifest.json (features and versions, data range, parameters, fold
 metrics, content hash); `Ensemble.load(dir).predict(x)` serves them. By default every model is
 loaded through kaizen.models.compile.load_forest (generated C, or its interpreter), so live
 prediction never calls XGBoost's Python API; `Ensemble.load(dir, backend="xgboost")` keeps
 Boosters (the reference; both agree to 1e-6, tests/signal/test_per_symbol_and_compiled.py).
+A logistic meta is kept as its coefficients in the manifest. An ensemble trained with regime inputs
+needs them at prediction: `Ensemble.load(dir).predict(x, regime_probs=p)`, p the detector's class
+probabilities (kaizen.models.regime.RegimeDetector.on_bar). Manifests of schema 1 (34 features, an
+XGBoost meta, no regime inputs) still load: features are matched by name and version.
 """
 
 from __future__ import annotations
@@ -27,13 +38,15 @@ from typing import Any
 import numpy as np
 
 from kaizen.errors import DataError
+from kaizen.models import stacking
 from kaizen.models.features import FEATURE_NAMES, FEATURES, feature_versions, surfaces_of
 from kaizen.models.folds import Fold, split, walk_forward
 from kaizen.models.metrics import all_metrics
 
 META = "meta"
+META_PLAIN = "meta_plain"  # with regime stacking: the same meta without the regime inputs
 MANIFEST = "manifest.json"
-SCHEMA = 1
+SCHEMA = 2
 
 
 @dataclass
@@ -49,6 +62,8 @@ class TrainParams:
     threads: int = 2
     seed: int = 7
     base_extra: dict[str, Any] = field(default_factory=dict)  # XGBoost parameters over the defaults
+    meta_kind: str = "select"  # "xgb" | "logistic" | "select" (kaizen.models.stacking)
+    regime_stacking: bool = False  # the meta also takes the regime detector's probabilities
 
     def base_params(self) -> dict[str, Any]:
         return {
@@ -80,6 +95,9 @@ class TrainResult:
     # calibration, exit training) build on these, never on in-sample predictions.
     oof: np.ndarray | None = None
     oof_meta: np.ndarray | None = None
+    # the meta kind used per evaluation fold (kind "select" picks one per fold) and for the final fit
+    meta_choice: dict[str, str] = field(default_factory=dict)
+    regime_classes: list[str] | None = None  # regime inputs of the meta (None: none)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -121,15 +139,23 @@ def train(
     params: TrainParams,
     names: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    regime_oof: np.ndarray | None = None,
+    regime_classes: list[str] | None = None,
 ) -> TrainResult:
-    """Rows must be in time order with finite labels. y in {0,1}; ret the net forward return."""
+    """Rows must be in time order with finite labels. y in {0,1}; ret the net forward return.
+    `regime_oof` (rows x classes, nan where none): the regime detector's out-of-sample
+    probabilities, required when params.regime_stacking."""
     names = names or list(FEATURE_NAMES)
     tick = progress or (lambda note: None)
     if len(y) < 100:
         raise DataError(f"too few labelled rows to train ({len(y)})")
+    if params.meta_kind not in stacking.KINDS:
+        raise DataError(f"meta kind {params.meta_kind!r} unknown (known: {', '.join(stacking.KINDS)})")
+    if params.regime_stacking and (regime_oof is None or regime_oof.shape[0] != len(y)):
+        raise DataError("regime stacking needs the detector's out-of-sample probabilities for every row")
     label_end = t + (params.horizon_bars + 1) * params.interval_ms
     embargo_ms = params.embargo_bars * params.interval_ms
-    folds = walk_forward(t, label_end, params.folds, embargo_ms, params.interval_ms)
+    folds = folds_for(t, params)
     surfaces: dict[str, list[int]] = {}
     skipped: dict[str, str] = {}
     for s, idx in surfaces_of(names).items():
@@ -152,21 +178,36 @@ def train(
             oof[f.test, j] = _predict(m, X[np.ix_(f.test, cols)])
             tick(f"fold {f.k} {s}")
     # meta: trained on out-of-fold predictions of earlier test blocks only
+    R = regime_oof if params.regime_stacking else None
+    have_oof = ~np.isnan(oof).any(axis=1)
+    have = have_oof & (~np.isnan(R).any(axis=1) if R is not None else True)
+    Z = _logit(np.where(np.isnan(oof), 0.5, oof))
     meta_pred = np.full(len(y), np.nan)
-    mp = params.meta_params()
-    have_oof = ~np.isnan(oof[:, 0])
+    plain_pred = np.full(len(y), np.nan) if R is not None else None
     eval_folds: list[Fold] = folds[1:]
-    for f in eval_folds:
+    choice: dict[str, str] = {}
+    for idx, f in enumerate(eval_folds):
         tr, _ = split(t, label_end, f.test_start, f.test_end, embargo_ms)
-        tr = tr[have_oof[tr]]
-        if len(tr) < 100:
+        inner = eval_folds[idx - 1] if idx > 0 else None
+        tr_m = tr[have[tr]]
+        if len(tr_m) < 100:
             raise DataError(f"fold {f.k}: too few out-of-fold rows to train the meta model")
-        m = _fit(_logit(oof[tr]), y[tr], mp, params.meta_trees)
-        meta_pred[f.test] = _predict(m, _logit(oof[f.test]))
+        m, kind = _meta_fit(params, Z, R, y, t, label_end, tr_m, inner, embargo_ms)
+        te = f.test[have[f.test]]
+        meta_pred[te] = _meta_predict(m, kind, Z[te], None if R is None else R[te])
+        choice[f"{_date(f.test_start)}..{_date(f.test_end)}"] = kind
+        if plain_pred is not None:
+            tr_p = tr[have_oof[tr]]
+            mp_, kind_p = _meta_fit(params, Z, None, y, t, label_end, tr_p, inner, embargo_ms)
+            plain_pred[f.test] = _meta_predict(mp_, kind_p, Z[f.test], None)
         tick(f"fold {f.k} meta")
     preds = {s: oof[:, j] for j, s in enumerate(bases)}
     preds[META] = meta_pred
+    if plain_pred is not None:
+        preds[META_PLAIN] = plain_pred
     eval_rows = np.concatenate([f.test for f in eval_folds])
+    if np.isnan(meta_pred[eval_rows]).any():
+        raise DataError("the regime detector has no out-of-sample probabilities for some evaluation rows")
     prior_rows: list[np.ndarray] = []
     for f in eval_folds:
         fm = {name: all_metrics(y[f.test], p[f.test], ret[f.test]) for name, p in preds.items()}
@@ -182,9 +223,72 @@ def train(
     for s in bases:
         models[s] = _fit(X[:, surfaces[s]], y, bp, params.trees)
         tick(f"final {s}")
-    models[META] = _fit(_logit(oof[have_oof]), y[have_oof], mp, params.meta_trees)
+    last = eval_folds[-1] if eval_folds else None
+    models[META], kind = _meta_fit(params, Z, R, y, t, label_end, np.flatnonzero(have), last, embargo_ms)
+    choice["final"] = kind
     tick("final meta")
-    return TrainResult(models, surfaces, fold_metrics, overall, prior, skipped, len(y), oof, meta_pred)
+    classes = None
+    if kind.endswith("+regime"):  # the saved meta takes the regime probabilities
+        classes = (
+            list(regime_classes) if regime_classes is not None else [f"regime_{k}" for k in range(R.shape[1])]
+        )
+    return TrainResult(
+        models, surfaces, fold_metrics, overall, prior, skipped, len(y), oof, meta_pred, choice, classes
+    )
+
+
+def folds_for(t: np.ndarray, params: TrainParams) -> list[Fold]:
+    """The walk-forward folds `train` uses on rows with open times t (for callers that build
+    out-of-sample inputs, e.g. the regime detector's probabilities, on the same blocks)."""
+    label_end = t + (params.horizon_bars + 1) * params.interval_ms
+    return walk_forward(
+        t, label_end, params.folds, params.embargo_bars * params.interval_ms, params.interval_ms
+    )
+
+
+def _meta_fit(
+    params: TrainParams, Z: np.ndarray, R: np.ndarray | None, y: np.ndarray, t: np.ndarray,
+    label_end: np.ndarray, rows: np.ndarray, inner: Fold | None, embargo_ms: int,
+) -> tuple[Any, str]:  # fmt: skip
+    """Fit the meta on `rows`; returns (model, kind), kind "xgb" / "logistic" with "+regime" when it
+    takes the regime probabilities R. A fixed meta_kind uses R whenever given. Kind "select" scores
+    each candidate (xgb, logistic; each with and without R when R is given) on the `inner` block
+    (the last one before the rows' end), fitted on the rows before it (purged), and keeps the best:
+    the regime inputs are used only where they validate. Without an inner block to score on (the
+    first evaluation fold) "select" takes the logistic meta on the base logits alone, the one with
+    the fewest parameters."""
+    suffix = "+regime" if R is not None else ""
+    kind = params.meta_kind + suffix
+    if params.meta_kind == "select":
+        kind = "logistic"
+        cands = [c + sfx for sfx in ({"", suffix} if suffix else {""}) for c in stacking.CANDIDATES]
+        if inner is not None:
+            in_tr, _ = split(t, label_end, inner.test_start, inner.test_end, embargo_ms)
+            in_tr = np.intersect1d(in_tr, rows)
+            in_te = np.intersect1d(inner.test, rows)
+            if len(in_tr) >= 100 and len(in_te) >= 50:
+                scored = []
+                for cand in sorted(cands):
+                    m = _meta_fit_kind(params, cand, Z, R, y, in_tr)
+                    p = _meta_predict(m, cand, Z[in_te], _rows(R, in_te))
+                    scored.append((stacking.logloss(y[in_te], p), cand))
+                kind = min(scored)[1]
+    return _meta_fit_kind(params, kind, Z, R, y, rows), kind
+
+
+def _meta_fit_kind(params: TrainParams, kind: str, Z, R, y, rows) -> Any:
+    base, reg = kind.split("+")[0], kind.endswith("+regime")
+    X = stacking.design(Z[rows], R[rows] if reg else None, base)
+    return stacking.fit(base, X, y[rows], params.meta_params(), params.meta_trees)
+
+
+def _rows(R: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if R is None else R[rows]
+
+
+def _meta_predict(model: Any, kind: str, Z: np.ndarray, R: np.ndarray | None) -> np.ndarray:
+    base, reg = kind.split("+")[0], kind.endswith("+regime")
+    return stacking.predict(model, stacking.design(Z, R if reg else None, base))
 
 
 def n_steps(params: TrainParams, n_bases: int) -> int:
@@ -196,7 +300,10 @@ def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     h = hashlib.sha256()
+    linear = {k: v for k, v in result.models.items() if isinstance(v, dict)}  # a logistic meta
     for name, booster in sorted(result.models.items()):  # sorted: the manifest is written sorted
+        if name in linear:
+            continue
         fname = f"{name}.json"
         booster.save_model(str(out / fname))
         data = (out / fname).read_bytes()
@@ -215,8 +322,13 @@ def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
         "overall": result.overall,
         "prior": result.prior,
         "rows": result.rows,
+        "meta_kind": result.meta_choice.get("final", "xgb").split("+")[0],
+        "meta_choice": result.meta_choice,
+        "regime_inputs": result.regime_classes,
         **info,
     }
+    if META in linear:
+        manifest["meta_model"] = linear[META]
     # hash the manifest exactly as Ensemble.load will see it (after a JSON round trip)
     manifest = json.loads(json.dumps(manifest, default=_json_default))
     h.update(json.dumps(manifest, sort_keys=True).encode())
@@ -241,16 +353,22 @@ class Ensemble:
         self.path = path
         self.version: str = manifest["content_hash"][:16]
         self.bases: list[str] = manifest["bases"]
-        names = manifest["features"]
-        if names != list(FEATURE_NAMES):
-            raise DataError(f"{path}: model features differ from this build's FEATURES")
+        # features are matched by name (a model trained before features were added still loads);
+        # every one it uses must exist in this build with the version it was trained on
         versions = {f.name: f.version for f in FEATURES}
+        missing = [n for n in manifest["features"] if n not in versions]
+        if missing:
+            raise DataError(f"{path}: model features {missing[:3]} are not in this build's FEATURES")
         for n, v in manifest["feature_versions"].items():
             if versions.get(n) != v:
                 raise DataError(
                     f"{path}: feature {n} was version {v} at training, this build has {versions.get(n)}"
                 )
-        self._cols = {s: np.array([names.index(n) for n in manifest["surfaces"][s]]) for s in self.bases}
+        self._cols = {
+            s: np.array([FEATURE_NAMES.index(n) for n in manifest["surfaces"][s]]) for s in self.bases
+        }
+        self.meta_kind: str = manifest.get("meta_kind", "xgb")
+        self.regime_classes: list[str] | None = manifest.get("regime_inputs")
         self._boosters = boosters  # name -> xgboost.Booster or kaizen Forest
         self.backend = "xgboost"
 
@@ -303,6 +421,8 @@ class Ensemble:
 
             for name, data in blobs.items():
                 boosters[name] = load_forest(data, backend=backend, cache_dir=cache_dir)
+        if "meta_model" in manifest:
+            boosters[META] = manifest["meta_model"]  # logistic: coefficients, no forest
         ens = cls(manifest, boosters, path)
         ens.backend = backend
         return ens
@@ -315,21 +435,39 @@ class Ensemble:
         if self.backend == "xgboost":
             raise DataError(f"{self.path}: compiled() needs a Forest backend, loaded with backend='xgboost'")
         bases = [(self._boosters[s], [int(c) for c in self._cols[s]]) for s in self.bases]
-        return CompiledEnsemble(bases, self._boosters[META], len(FEATURE_NAMES), 0, self.version)
+        k = len(self.regime_classes) if self.regime_classes is not None else 0
+        return CompiledEnsemble(bases, self._boosters[META], len(FEATURE_NAMES), k, self.version)
 
-    def predict(self, x: np.ndarray) -> dict[str, Any]:
-        """Base-model probabilities per surface and the meta probability ("meta")."""
+    def predict(self, x: np.ndarray, regime_probs: np.ndarray | None = None) -> dict[str, Any]:
+        """Base-model probabilities per surface and the meta probability ("meta"). x: this build's
+        feature vector (or rows of it); regime_probs: the regime detector's class probabilities
+        (a vector, or rows), required when the ensemble was trained with regime inputs."""
         X = np.asarray(x, dtype=np.float64)
         single = X.ndim == 1
         if single:
             X = X[None, :]
+        if X.shape[1] != len(FEATURE_NAMES):
+            raise DataError(f"predict: expected {len(FEATURE_NAMES)} features per row, got {X.shape[1]}")
+        R = None
+        if self.regime_classes is not None:
+            if regime_probs is None:
+                raise DataError(
+                    f"{self.path}: this ensemble's meta takes regime probabilities "
+                    f"({', '.join(self.regime_classes)}); pass regime_probs"
+                )
+            R = np.asarray(regime_probs, dtype=np.float64).reshape(len(X), -1)
+            if R.shape[1] != len(self.regime_classes):
+                raise DataError(
+                    f"predict: expected {len(self.regime_classes)} regime probabilities, got {R.shape[1]}"
+                )
         out: dict[str, Any] = {}
         cols = []
         for s in self.bases:
             p = _predict(self._boosters[s], X[:, self._cols[s]])
             out[s] = p
             cols.append(p)
-        out[META] = _predict(self._boosters[META], _logit(np.column_stack(cols)))
+        Z = _logit(np.column_stack(cols).astype(np.float64))
+        out[META] = stacking.predict(self._boosters[META], stacking.design(Z, R, self.meta_kind))
         if single:
             return {k: float(v[0]) for k, v in out.items()}
         return out

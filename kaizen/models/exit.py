@@ -9,7 +9,7 @@ edge, honest fills). At the close of bar j of a trade (bars_in_trade = j < max_h
     pays if it holds through the next interval (latest settled rate, signed by side, 0 when no
     settlement falls inside it), the cost of exiting now over the bar's vol, the signal's current
     edge for the held side over the bar's vol, and the bar's vol over the entry vol;
-  - the 34 market features at that close (kaizen.models.features, the live engine's numbers).
+  - the 36 market features at that close (kaizen.models.features, the live engine's numbers).
 
 Target ("hold1", the issue's): the market part of holding one more interval instead of exiting
 at the next open, g_j = V_{j+1} - V_j + funding_j, from `trades.value_matrix` (exactly: exiting

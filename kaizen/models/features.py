@@ -94,6 +94,13 @@ FEATURES: tuple[Feature, ...] = (
         "signed trade volume since the last bar / mean(v,24)",
         live_only=True,
     ),
+    _f("vol_hl_1", "volatility", "ln(h / l) of the bar (its range; Parkinson per bar = this^2 / (4 ln 2))"),
+    _f(
+        "vol_ends_1",
+        "volatility",
+        "(|2c - h - l| + |2o - h - l|) / (2 (h - l)): how near the bar's open and close sit to its "
+        "extremes (1: a path that ran from one end to the other; nan if h = l)",
+    ),
 )
 
 if tuple(f.name for f in FEATURES) != tuple(_ENGINE_NAMES):  # one definition: fail loudly on drift

@@ -23,6 +23,8 @@ class TrainingSet:
     gross: np.ndarray | None = None  # gross forward log return (no fees, no funding)
     funding: np.ndarray | None = None  # latest settled funding rate at each row's bar close
     close: np.ndarray | None = None  # the bar's close (the price a decision at that row sees)
+    bf: BatchFeatures | None = None  # every bar's features (the rows above are bf rows `rows`)
+    rows: np.ndarray | None = None
 
 
 def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup: int = 72) -> TrainingSet:
@@ -55,4 +57,6 @@ def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup
         gross[keep],
         bf.funding[keep],
         bf.close[keep],
+        bf,
+        np.flatnonzero(keep),
     )

@@ -1,4 +1,4 @@
-"""A second implementation of the 34 features, written in numpy from the definitions documented in
+"""A second implementation of the 36 features, written in numpy from the definitions documented in
 kaizen.models.features.FEATURES (and the engine's documented conventions), sharing no code with
 ext/features.pyx. Whole-series and vectorised: windows are sliding views over each run of
 consecutive bars, so it checks the engine's incremental ring-buffer bookkeeping too.
@@ -30,6 +30,7 @@ NAMES = (
     "fund_rate", "fund_chg_24", "fund_mean_72", "basis_premium", "basis_premium_mean_24",
     "x_leader_ret_1", "x_leader_ret_4", "x_corr_72", "x_spread_24", "x_rel_mom_24",
     "book_imbalance", "book_micro_drift", "book_imbalance_ema", "flow_signed_volume",
+    "vol_hl_1", "vol_ends_1",
 )  # fmt: skip
 
 
@@ -124,6 +125,8 @@ def symbol_features(t, o, h, lo, c, v, funding, mark, interval_ms, leader=None) 
     F["vol_garman_klass_24"][:] = np.where(np.isnan(gk), np.nan, np.sqrt(np.maximum(gk, 0.0)))
     F["vol_of_vol_24"][:] = _div(runs.rolling(rv24, 24, _std), runs.rolling(rv24, 24, _mean))
     F["vol_ratio_24_72"][:] = _div(rv24, rv72)
+    F["vol_hl_1"][:] = np.log(h / lo)
+    F["vol_ends_1"][:] = _div(np.abs(2 * c - h - lo) + np.abs(2 * o - h - lo), 2 * (h - lo))
     for w in (24, 72):
         F[f"mr_z_{w}"][:] = _div(c - runs.rolling(c, w, _mean), runs.rolling(c, w, _std))
     hi72 = runs.rolling(h, 72, lambda win: win.max(axis=1))

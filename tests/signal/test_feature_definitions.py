@@ -1,4 +1,4 @@
-"""Every one of the 34 features against an independent numpy implementation of its documented
+"""Every one of the 36 features against an independent numpy implementation of its documented
 definition (tests/signal/numpy_features.py), on all the real 1h data and on synthetic edge cases:
 gaps in the leader and in the alts, an alt that starts later, zero volume, constant prices,
 high == low, missing funding and mark. The engine runs through `batch_features` (the training path)

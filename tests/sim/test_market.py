@@ -12,11 +12,11 @@ from kaizen.venue.sim.spec import SPECS
 
 
 def _path(seed: int, steps: int, dt: float = 60.0) -> tuple[list[float], list[tuple[bool, bool]]]:
+    # a standalone market owns a one-symbol process of the demo model, seeded from its rng
     m = SymbolMarket(SPECS["BTCUSDT"], random.Random(seed), 42_000.0)
-    common = random.Random(seed + 1)
     prices, regimes = [], []
     for _ in range(steps):
-        m.step(dt, common.gauss(0.0, 1.0))
+        m.step(dt)
         prices.append(m.mark)
         regimes.append((m.trend, m.high_vol))
     return prices, regimes

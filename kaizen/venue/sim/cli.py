@@ -12,6 +12,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=0, help="REST port (default 0: a free port)")
     p.add_argument("--ws-port", type=int, default=0, help="websocket port (default 0: a free port)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
+    p.add_argument(
+        "--market",
+        default=None,
+        choices=("demo", "synth"),
+        help="synthetic market model: 'demo' (the default; regimes every ~4 h of sim time, no planted signal) or "
+        "'synth' (the planted market of `kaizen data synth`: multi-day regimes, regime-dependent signal; "
+        "the default with --break-day)",
+    )
+    p.add_argument(
+        "--break-day",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="the planted signal's regime mapping changes this many sim days after the start (implies --market synth)",
+    )
     p.add_argument("--speed", type=float, default=60.0, help="sim seconds per wall second (default 60)")
     p.add_argument(
         "--api-key", default="", help="API key clients must send (default: $KAIZEN_SIM_API_KEY, else any key)"
@@ -106,6 +121,12 @@ def _sim(args: argparse.Namespace) -> int:
         bad = [k for k in faults if k not in known]
         if bad:
             raise KaizenError(f"--faults: unknown fault {bad[0]!r} (known: {', '.join(sorted(known))})")
+    from kaizen.venue.sim.model import MarketModel
+
+    if args.break_day is not None and not args.break_day > 0:
+        raise KaizenError(f"--break-day must be > 0, got {args.break_day}")
+    market = args.market or ("synth" if args.break_day is not None else "demo")
+    model = MarketModel.preset(market, args.break_day)
     start_ms = None
     if args.replay_start:
         from datetime import UTC, datetime
@@ -132,6 +153,7 @@ def _sim(args: argparse.Namespace) -> int:
 
         sim = Simulator(
             seed=args.seed,
+            model=model,
             speed=args.speed,
             symbols=symbols,
             api_key=args.api_key,

@@ -1,34 +1,34 @@
-"""Seeded synthetic market: regime-switching index prices, a premium (perp over index), an L2 ladder
-around the mark price with Binance-style update ids, and background trades.
+"""Seeded synthetic market as the simulator serves it: index and premium from the shared market
+model, an L2 ladder around the mark price with Binance-style update ids, and background trades.
 
-Model (per symbol, sim time t in seconds, year = 365 d):
-- regime in {trend, range} x {low, high vol}; switches as a Poisson process (mean 4 h sim).
-- log index += drift dt + sigma sqrt(dt) z, z = 0.6 common + 0.8 own shock (cross-asset correlation).
-  trend: drift = +-3 sigma_base / year; range: mean reversion to an anchor (half-life ~1.4 h).
-- premium: Ornstein-Uhlenbeck around +1 bp (tilted by the trend direction), sd ~3 bp.
+The price process (regime chain, index, premium, planted signal) is the kernel in
+kaizen.ext.marketmodel with the parameters of kaizen.venue.sim.model.MarketModel; the simulator
+advances it once per publish tick for all symbols (one RNG stream, independent of our orders), and
+`kaizen data synth` runs the very same kernel in batch. A SymbolMarket reads its slot of it:
 - mark = index (1 + premium); the book is centred on the mark; last trades print at the touch.
-A scripted price (POST /_sim/price) pins the mark of a symbol (premium 0) until released.
+A scripted price (POST /_sim/price) pins the mark of a symbol (premium 0) until released; the
+symbol's slot is frozen meanwhile (the other symbols' paths do not change).
+With `replay`, real candles drive the index instead and the process is not used.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kaizen.venue.sim.spec import SymbolSpec
 
 if TYPE_CHECKING:
+    from kaizen.ext.marketmodel import MarketProcess
     from kaizen.venue.sim.replay import ReplaySeries
 
-YEAR_S = 365.0 * 86_400.0
 LEVELS = 20
 INTEREST_8H = 0.0001
 CLAMP = 0.0005
 FUNDING_CAP = 0.0075
 FUNDING_INTERVAL_MS = 8 * 3_600_000
-REGIME_MEAN_S = 4 * 3_600.0
 
 
 @dataclass
@@ -40,37 +40,94 @@ class Trade:
     time_ms: int
 
 
-@dataclass
 class SymbolMarket:
-    spec: SymbolSpec
-    rng: random.Random  # the price process only, so the path does not depend on our orders
-    index: float
-    premium: float = 0.0001
-    anchor: float = 0.0
-    trend: bool = False
-    high_vol: bool = False
-    direction: float = 1.0
-    scripted: float | None = None
-    bids: dict[int, int] = field(default_factory=dict)  # working ladder (ticks -> lots)
-    asks: dict[int, int] = field(default_factory=dict)
-    pub_bids: dict[int, int] = field(default_factory=dict)  # as last published (snapshot source)
-    pub_asks: dict[int, int] = field(default_factory=dict)
-    last_u: int = 1_000_000
-    trade_seq: int = 5_000_000
-    # funding: time-weighted premium since the last settlement
-    prem_sum: float = 0.0
-    prem_time: float = 0.0
-    last_trade_ticks: int = 0
-    replay: ReplaySeries | None = None  # real candles drive the index instead of the random walk
-    book_rng: random.Random | None = None  # ladder sizes and background trades
+    """One symbol's market: its slot of the shared price process (or a replay), the working and
+    published ladders, trade ids and the funding accumulator.
 
-    def __post_init__(self) -> None:
-        if self.book_rng is None:
-            self.book_rng = random.Random(self.rng.random())
-        self.anchor = self.index
+    Without `process` (and without `replay`) the market owns a one-symbol process of the demo
+    model seeded from `rng`, and `step` advances it; with a shared process its owner (the
+    simulator) advances it before calling `step`.
+    """
+
+    def __init__(
+        self,
+        spec: SymbolSpec,
+        rng: random.Random,
+        index: float,
+        replay: ReplaySeries | None = None,
+        book_rng: random.Random | None = None,
+        process: MarketProcess | None = None,
+        slot: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.rng = rng  # replay premium noise; seeds the book when book_rng is not given
+        self.replay = replay  # real candles drive the index instead of the model
+        self.book_rng = book_rng if book_rng is not None else random.Random(rng.random())
+        self.owns_process = False
+        if replay is None and process is None:
+            from kaizen.venue.sim.model import MarketModel
+
+            process = MarketModel.demo().process([spec.annual_vol], [index], rng.getrandbits(64))
+            slot, self.owns_process = 0, True
+        self.process = process if replay is None else None
+        self.slot = slot
+        self._index = index  # replay only
+        self._premium = 0.0001  # replay only
+        self._scripted: float | None = None
+        self.bids: dict[int, int] = {}  # working ladder (ticks -> lots)
+        self.asks: dict[int, int] = {}
+        self.last_u = 1_000_000
+        self.trade_seq = 5_000_000
+        # funding: time-weighted premium since the last settlement
+        self.prem_sum = 0.0
+        self.prem_time = 0.0
+        self.last_trade_ticks = 0
         self.rebuild(0)
-        self.pub_bids = dict(self.bids)
-        self.pub_asks = dict(self.asks)
+        self.pub_bids: dict[int, int] = dict(self.bids)  # as last published (snapshot source)
+        self.pub_asks: dict[int, int] = dict(self.asks)
+
+    # -- model state --------------------------------------------------------------------------
+    @property
+    def index(self) -> float:
+        return self.process.index(self.slot) if self.process is not None else self._index
+
+    @index.setter
+    def index(self, price: float) -> None:
+        if self.process is not None:
+            self.process.set_index(self.slot, price)  # a range re-anchors at the new level
+        else:
+            self._index = price
+
+    @property
+    def premium(self) -> float:
+        return self.process.premium(self.slot) if self.process is not None else self._premium
+
+    @property
+    def regime(self) -> int:
+        """Regime id (kaizen.venue.sim.model.REGIMES); -1 for a replayed symbol."""
+        return self.process.regime(self.slot) if self.process is not None else -1
+
+    @property
+    def trend(self) -> bool:
+        return 0 <= self.regime < 2
+
+    @property
+    def high_vol(self) -> bool:
+        return self.regime >= 0 and bool(self.regime & 1)
+
+    @property
+    def direction(self) -> float:
+        return self.process.direction(self.slot) if self.process is not None else 1.0
+
+    @property
+    def scripted(self) -> float | None:
+        return self._scripted
+
+    @scripted.setter
+    def scripted(self, price: float | None) -> None:
+        self._scripted = price
+        if self.process is not None:
+            self.process.set_frozen(self.slot, price is not None)
 
     # -- prices -----------------------------------------------------------------------------
     @property
@@ -105,40 +162,20 @@ class SymbolMarket:
         return 0.0 if self.scripted is not None else self.premium
 
     # -- evolution --------------------------------------------------------------------------
-    def step(self, dt: float, common_z: float, now_ms: int = 0) -> None:
-        """Advance the price process by dt sim seconds (no book rebuild)."""
+    def step(self, dt: float, now_ms: int = 0) -> None:
+        """Account dt sim seconds: funding accumulator, the replayed index, and the model when this
+        market owns its process (a shared process is advanced by its owner first)."""
         if dt <= 0:
             return
-        rng = self.rng
-        if self.replay is not None:
-            self.prem_sum += self.current_premium() * dt
-            self.prem_time += dt
-            if self.scripted is None:
-                self.index = self.replay.price_at(now_ms)
-                a = min(1.0, dt / 3_600.0)
-                self.premium += a * (0.0001 - self.premium) + 0.0003 * math.sqrt(2 * a) * rng.gauss(0.0, 1.0)
-            return
-        if rng.random() < dt / REGIME_MEAN_S:
-            self.trend = rng.random() < 0.5
-            self.high_vol = rng.random() < 0.35
-            self.direction = 1.0 if rng.random() < 0.5 else -1.0
-            self.anchor = self.index
         self.prem_sum += self.current_premium() * dt
         self.prem_time += dt
-        if self.scripted is not None:
-            return
-        base = self.spec.annual_vol
-        sigma = base * (1.7 if self.high_vol else 0.6)
-        z = 0.6 * common_z + 0.8 * rng.gauss(0.0, 1.0)
-        if self.trend:
-            drift = self.direction * 3.0 * base * dt / YEAR_S
-        else:
-            drift = -math.log(self.index / self.anchor) * dt / 7_200.0
-        self.index *= math.exp(drift - 0.5 * sigma * sigma * dt / YEAR_S + sigma * math.sqrt(dt / YEAR_S) * z)
-        theta = 1.0 / 3_600.0
-        target = 0.0001 + (0.0002 * self.direction if self.trend else 0.0)
-        a = min(1.0, theta * dt)
-        self.premium += a * (target - self.premium) + 0.0003 * math.sqrt(2 * a) * rng.gauss(0.0, 1.0)
+        if self.owns_process:
+            self.process.step(dt / 3_600.0)
+        if self.replay is not None and self.scripted is None:
+            self._index = self.replay.price_at(now_ms)
+            a = min(1.0, dt / 3_600.0)
+            noise = 0.0003 * math.sqrt(2 * a) * self.rng.gauss(0.0, 1.0)
+            self._premium += a * (0.0001 - self._premium) + noise
 
     def rebuild(self, _now_ms: int) -> None:
         """Re-centre the working ladder on the mark: keep most surviving levels, refresh a few."""

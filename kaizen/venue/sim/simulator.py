@@ -24,6 +24,7 @@ from aiohttp import web
 from kaizen.venue.sim.bybit_rest import BybitRestApi
 from kaizen.venue.sim.exchange import Exchange
 from kaizen.venue.sim.market import SymbolMarket, next_funding_ms
+from kaizen.venue.sim.model import REGIMES, MarketModel
 from kaizen.venue.sim.rest import RestApi
 from kaizen.venue.sim.spec import PERCENT_DOWN, PERCENT_UP, SPECS
 from kaizen.venue.sim.ws import WsHub
@@ -65,6 +66,7 @@ class Simulator:
     def __init__(
         self,
         seed: int = 7,
+        model: MarketModel | None = None,
         speed: float = 60.0,
         symbols: tuple[str, ...] | list[str] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"),
         api_key: str = "",
@@ -115,17 +117,31 @@ class Simulator:
         self.start_time_ms = start_time_ms
         self._t0 = time.monotonic()
         self._offset_ms = 0.0
-        self.rng = random.Random(seed)  # common shocks of the price paths
         self.aux_rng = random.Random(seed + 7_919)  # trade counts, update-id gaps
+        # One price process for every synthetic symbol (MarketModel: the demo market by default,
+        # `MarketModel.synth()` for the planted one); it has its own RNG, so a seed gives one path.
+        self.model = (model or MarketModel.demo()).validate()
+        rngs = [random.Random(seed * 1_000_003 + i) for i in range(len(symbols))]
+        starts = [
+            series[s].price_at(start_time_ms)
+            if s in series
+            else SPECS[s].start_price * (1.0 + 0.05 * (r.random() - 0.5))
+            for s, r in zip(symbols, rngs, strict=True)
+        ]
+        synthetic = [i for i, s in enumerate(symbols) if s not in series]
+        self.process = (
+            self.model.process(
+                [SPECS[symbols[i]].annual_vol for i in synthetic], [starts[i] for i in synthetic], seed
+            )
+            if synthetic
+            else None
+        )
         self.markets: dict[str, SymbolMarket] = {}
         for i, s in enumerate(symbols):
-            spec = SPECS[s]
-            r = random.Random(seed * 1_000_003 + i)
-            if s in series:
-                start = series[s].price_at(start_time_ms)
-            else:
-                start = spec.start_price * (1.0 + 0.05 * (r.random() - 0.5))
-            self.markets[s] = SymbolMarket(spec, r, start, replay=series.get(s))
+            slot = synthetic.index(i) if i in synthetic else 0
+            self.markets[s] = SymbolMarket(
+                SPECS[s], rngs[i], starts[i], replay=series.get(s), process=self.process, slot=slot
+            )
         self.exchange = Exchange(  # fees: explicit maker/taker, or the VIP tier's
             self.markets, self.now_ms, starting_balance, maker_fee, taker_fee, default_leverage
         )
@@ -352,6 +368,7 @@ class Simulator:
                     "lastUpdateId": m.last_u,
                     "trend": m.trend,
                     "highVol": m.high_vol,
+                    "regime": REGIMES[m.regime] if m.regime >= 0 else None,
                     "scripted": m.scripted,
                     "fundingEstimate": m.funding_estimate(),
                 }
@@ -371,6 +388,12 @@ class Simulator:
                 for p in [ex.account.positions[s]]
             },
             "openOrders": sum(len(v) for v in ex.open_by_symbol.values()),
+            "model": {
+                "name": self.model.name,
+                "simHours": self.process.t_h if self.process is not None else 0.0,
+                "breakHours": self.model.break_h,
+                "afterBreak": bool(self.process is not None and self.process.after_break),
+            },
         }
 
     def script_price(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -382,8 +405,7 @@ class Simulator:
             raise ValueError(f"unknown symbol {sym!r}")
         if body.get("release"):
             if m.scripted is not None:
-                m.index = m.scripted / (1.0 + m.premium)
-                m.anchor = m.index
+                m.index = m.scripted / (1.0 + m.premium)  # the model re-anchors a range there
             m.scripted = None
             return {"symbol": sym, "released": True}
         if "path" in body:
@@ -405,7 +427,7 @@ class Simulator:
             raise ValueError(f"price must be > 0, got {price}")
         m.scripted = price
         now = self.now_ms()
-        self._update_symbol(m, 0.0, 0.0, now, trades=False)
+        self._update_symbol(m, 0.0, now, trades=False)
         self.exchange.check_liquidations()
 
     # -- market loop ------------------------------------------------------------------------
@@ -426,9 +448,10 @@ class Simulator:
         dt = min(self.publish_interval_s, 1.0) * self.speed
         self._last_wall = wall
         now = self.now_ms()
-        z = self.rng.gauss(0.0, 1.0)
+        if self.process is not None:
+            self.process.step(dt / 3_600.0)
         for m in self.markets.values():
-            self._update_symbol(m, dt, z, now)
+            self._update_symbol(m, dt, now)
         ex = self.exchange
         ex.settle_funding(now)
         ex.check_liquidations()
@@ -449,11 +472,11 @@ class Simulator:
             self._next_drop = wall + f.ws_drop_every_s
         self.steps += 1
 
-    def _update_symbol(self, m: SymbolMarket, dt: float, z: float, now: int, trades: bool = True) -> None:
+    def _update_symbol(self, m: SymbolMarket, dt: float, now: int, trades: bool = True) -> None:
         spec = m.spec
         sym = spec.symbol
         low = sym.lower()
-        m.step(dt, z, now)
+        m.step(dt, now)
         m.rebuild(now)
         bg = m.background_trades(now, self.aux_rng.randint(0, 2)) if trades else []
         self.exchange.match_resting(m, bg)
