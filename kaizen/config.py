@@ -114,6 +114,9 @@ class ModelConfig(_Section):
     meta: Literal["xgb", "logistic", "select"] = "select"
     regime_stacking: bool = False  # the meta also takes the regime detector's probabilities
     regime_trees: Count = 150  # boosting rounds of the regime detector trained for the stacking
+    # the signal models also see the regime context (kaizen.models.features.CONTEXT_NAMES): a
+    # "regime" base model on momentum + mean-reversion features beside the regime features
+    regime_context: bool = False
 
 
 class BacktestConfig(_Section):

@@ -113,7 +113,10 @@ async def _drive(
     view = DataView(ds)
     costs = costs_of(cfg)
     symbols = [s for s in job.symbols if s in ds.symbols]
-    closes = _timeline(ds, symbols, iv, job.start_ms, job.end_ms, cfg.backtest.warmup_bars)
+    # the regime context (and the detector's features) are exponential averages and slow floors:
+    # their warm-up is longer than the engine features' windows
+    warm = max(cfg.backtest.warmup_bars, int(CONTEXT_WARMUP_DAYS * DAY_MS // iv))
+    closes = _timeline(ds, symbols, iv, job.start_ms, job.end_ms, warm)
     first_decision = int(np.searchsorted(closes, job.start_ms + iv, "left"))
     if first_decision >= len(closes):
         from kaizen.errors import DataError
@@ -215,6 +218,9 @@ async def _drive(
         res.summary["events"] = list(loop.events)
     res.seconds = time.monotonic() - t_wall
     return res
+
+
+CONTEXT_WARMUP_DAYS = 60.0
 
 
 def _timeline(

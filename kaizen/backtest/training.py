@@ -34,6 +34,7 @@ def params_of(cfg: Config):
         learning_rate=bc.train_learning_rate,
         meta_trees=bc.train_meta_trees,
         threads=1,
+        regime_context=mc.regime_context,
     )
 
 
@@ -93,7 +94,7 @@ def train_signal_model(
     if (out / ensemble.MANIFEST).exists():
         info = json.loads((out / "training.json").read_text())
         return out, info
-    ts = build(ds, params.horizon_bars, cfg.fees.taker, leader=cfg.models.leader)
+    ts = build(ds, params.horizon_bars, cfg.fees.taker, leader=cfg.models.leader, context=params.regime_context)
     if features:
         from kaizen.models.features import FEATURE_NAMES
 

@@ -23,6 +23,8 @@ import math
 import time
 from typing import Any
 
+import numpy as np
+
 from kaizen import __version__
 from kaizen.config import Config
 from kaizen.engine.bars import Bar, BarBuilder
@@ -30,7 +32,7 @@ from kaizen.engine.strategy import BarContext, Costs, ExitRule, Strategy, Target
 from kaizen.ext.features import BAR_INVALID, BAR_STALE, FeatureEngine
 from kaizen.lineage import records as R
 from kaizen.lineage.ids import new_id
-from kaizen.models.features import FEATURE_NAMES
+from kaizen.models.features import FEATURE_NAMES, INPUT_NAMES, context_state
 from kaizen.risk.sizing import size_position
 
 
@@ -111,10 +113,13 @@ class Engine:
         bars_per_day = 86_400_000 / self.interval_ms
         self.bars_per_year = 365.0 * bars_per_day
         self.ctx: dict[str, BarContext] = {}
+        self._context: dict[str, Any] = {}  # symbol -> kaizen.ext.regime.RegimeFeatures
         for s in self.symbols:
             sid = self.fe.symbol_index(s)
             ctx = BarContext(s, sid, FEATURE_NAMES, self.costs, bars_per_day)
             ctx.features = self.fe.out_view(sid)
+            ctx.inputs = np.full(len(INPUT_NAMES), math.nan)
+            self._context[s] = context_state(self.interval_ms)
             self.ctx[s] = ctx
         self.builders = {s: BarBuilder(s, self.interval_ms / 1000.0) for s in self.symbols}
         self._trade_bars = self.mode != "backtest"
@@ -334,6 +339,12 @@ class Engine:
                 f"bar {symbol} {bar.open_time_ns // 1_000_000}: rejected by the feature engine ({rc})"
             )
             return
+        # the regime context follows every bar, warm-up included (one state per symbol, whatever
+        # model reads it, so a model swapped in mid-run sees a warm context)
+        inputs = ctx.inputs
+        nf = len(FEATURE_NAMES)
+        inputs[:nf] = ctx.features
+        inputs[nf:] = self._context[symbol].update(inputs[:nf])
         if not decide:
             return
         self.bars += 1

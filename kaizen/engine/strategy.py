@@ -125,6 +125,7 @@ class BarContext:
         "close",
         "volume",
         "features",
+        "inputs",
         "names",
         "mark",
         "funding_rate",
@@ -151,6 +152,9 @@ class BarContext:
         self.open = self.high = self.low = self.close = NAN
         self.volume = 0.0
         self.features: np.ndarray = np.full(len(names), NAN)
+        # the features followed by the regime context (kaizen.models.features.INPUT_NAMES): what a
+        # model trained with `[models] regime_context` reads; the engine fills it at every bar
+        self.inputs: np.ndarray = np.full(len(names), NAN)
         self.mark = NAN
         self.funding_rate = 0.0  # latest settled (or predicted next) rate, fraction per interval
         self.next_funding_ms = 0

@@ -66,7 +66,7 @@ class PaperBook:
             first = ctx.symbol not in self.trader.state
             self.trader.state[ctx.symbol] = [0, 0, ctx.close, 0.0, 0.0]
             return 0, math.nan, 0.0, (math.nan if first else 0.0)
-        p = self.model.predict(ctx.features)
+        p = self.model.predict(ctx.inputs)
         e = self.model.edge.expected_return(p) if math.isfinite(p) else math.nan
         side, reward = self.trader.step(ctx.symbol, ctx.close, e, ctx.funding_rate)
         return side, p, (e if math.isfinite(e) else 0.0), reward

@@ -39,7 +39,7 @@ import numpy as np
 
 from kaizen.errors import DataError
 from kaizen.models import stacking
-from kaizen.models.features import FEATURE_NAMES, FEATURES, feature_versions, surfaces_of
+from kaizen.models.features import CONTEXT_NAMES, FEATURE_NAMES, INPUT_NAMES, input_versions, surfaces_of
 from kaizen.models.folds import Fold, split, walk_forward
 from kaizen.models.metrics import all_metrics
 
@@ -64,6 +64,7 @@ class TrainParams:
     base_extra: dict[str, Any] = field(default_factory=dict)  # XGBoost parameters over the defaults
     meta_kind: str = "select"  # "xgb" | "logistic" | "select" (kaizen.models.stacking)
     regime_stacking: bool = False  # the meta also takes the regime detector's probabilities
+    regime_context: bool = False  # inputs: the engine features + the regime context (features.py)
 
     def base_params(self) -> dict[str, Any]:
         return {
@@ -98,6 +99,7 @@ class TrainResult:
     # the meta kind used per evaluation fold (kind "select" picks one per fold) and for the final fit
     meta_choice: dict[str, str] = field(default_factory=dict)
     regime_classes: list[str] | None = None  # regime inputs of the meta (None: none)
+    names: list[str] | None = None  # the input columns of X (FEATURE_NAMES, or INPUT_NAMES)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -145,7 +147,7 @@ def train(
     """Rows must be in time order with finite labels. y in {0,1}; ret the net forward return.
     `regime_oof` (rows x classes, nan where none): the regime detector's out-of-sample
     probabilities, required when params.regime_stacking."""
-    names = names or list(FEATURE_NAMES)
+    names = names or (list(INPUT_NAMES) if X.shape[1] == len(INPUT_NAMES) else list(FEATURE_NAMES))
     tick = progress or (lambda note: None)
     if len(y) < 100:
         raise DataError(f"too few labelled rows to train ({len(y)})")
@@ -233,7 +235,8 @@ def train(
             list(regime_classes) if regime_classes is not None else [f"regime_{k}" for k in range(R.shape[1])]
         )
     return TrainResult(
-        models, surfaces, fold_metrics, overall, prior, skipped, len(y), oof, meta_pred, choice, classes
+        models, surfaces, fold_metrics, overall, prior, skipped, len(y), oof, meta_pred, choice, classes,
+        list(names),
     )
 
 
@@ -298,6 +301,7 @@ def n_steps(params: TrainParams, n_bases: int) -> int:
 def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
     """Write models (XGBoost JSON) and the manifest; return the content hash."""
     out.mkdir(parents=True, exist_ok=True)
+    names = result.names or list(FEATURE_NAMES)
     files: dict[str, str] = {}
     h = hashlib.sha256()
     linear = {k: v for k, v in result.models.items() if isinstance(v, dict)}  # a logistic meta
@@ -314,9 +318,9 @@ def save(result: TrainResult, out: Path, info: dict[str, Any]) -> str:
         "meta": META,
         "bases": [s for s in result.surfaces],
         "files": files,
-        "features": list(FEATURE_NAMES),
-        "feature_versions": feature_versions(),
-        "surfaces": {s: [FEATURE_NAMES[i] for i in idx] for s, idx in result.surfaces.items()},
+        "features": list(names),
+        "feature_versions": input_versions(list(names)),
+        "surfaces": {s: [names[i] for i in idx] for s, idx in result.surfaces.items()},
         "skipped_surfaces": result.skipped,
         "fold_metrics": result.folds,
         "overall": result.overall,
@@ -355,7 +359,11 @@ class Ensemble:
         self.bases: list[str] = manifest["bases"]
         # features are matched by name (a model trained before features were added still loads);
         # every one it uses must exist in this build with the version it was trained on
-        versions = {f.name: f.version for f in FEATURES}
+        versions = input_versions(list(INPUT_NAMES))
+        # a regime-context model (kaizen.models.features.CONTEXT_NAMES among its inputs) takes
+        # INPUT_NAMES vectors, any other this build's engine vector
+        self.context = any(n in CONTEXT_NAMES for n in manifest["features"])
+        self.inputs: list[str] = list(INPUT_NAMES) if self.context else list(FEATURE_NAMES)
         missing = [n for n in manifest["features"] if n not in versions]
         if missing:
             raise DataError(f"{path}: model features {missing[:3]} are not in this build's FEATURES")
@@ -365,7 +373,7 @@ class Ensemble:
                     f"{path}: feature {n} was version {v} at training, this build has {versions.get(n)}"
                 )
         self._cols = {
-            s: np.array([FEATURE_NAMES.index(n) for n in manifest["surfaces"][s]]) for s in self.bases
+            s: np.array([self.inputs.index(n) for n in manifest["surfaces"][s]]) for s in self.bases
         }
         self.meta_kind: str = manifest.get("meta_kind", "xgb")
         self.regime_classes: list[str] | None = manifest.get("regime_inputs")
@@ -436,7 +444,7 @@ class Ensemble:
             raise DataError(f"{self.path}: compiled() needs a Forest backend, loaded with backend='xgboost'")
         bases = [(self._boosters[s], [int(c) for c in self._cols[s]]) for s in self.bases]
         k = len(self.regime_classes) if self.regime_classes is not None else 0
-        return CompiledEnsemble(bases, self._boosters[META], len(FEATURE_NAMES), k, self.version)
+        return CompiledEnsemble(bases, self._boosters[META], len(self.inputs), k, self.version)
 
     def predict(self, x: np.ndarray, regime_probs: np.ndarray | None = None) -> dict[str, Any]:
         """Base-model probabilities per surface and the meta probability ("meta"). x: this build's
@@ -446,8 +454,8 @@ class Ensemble:
         single = X.ndim == 1
         if single:
             X = X[None, :]
-        if X.shape[1] != len(FEATURE_NAMES):
-            raise DataError(f"predict: expected {len(FEATURE_NAMES)} features per row, got {X.shape[1]}")
+        if X.shape[1] != len(self.inputs):
+            raise DataError(f"predict: expected {len(self.inputs)} inputs per row, got {X.shape[1]}")
         R = None
         if self.regime_classes is not None:
             if regime_probs is None:

@@ -16,6 +16,8 @@ import numpy as np
 
 from kaizen.ext.features import NAMES as _ENGINE_NAMES
 from kaizen.ext.features import FeatureEngine
+from kaizen.ext.regime import DERIVED as _CONTEXT
+from kaizen.ext.regime import RegimeFeatures
 
 if TYPE_CHECKING:
     from kaizen.market.data import Dataset, SymbolData
@@ -108,14 +110,70 @@ if tuple(f.name for f in FEATURES) != tuple(_ENGINE_NAMES):  # one definition: f
 
 FEATURE_NAMES: list[str] = [f.name for f in FEATURES]
 _BY_NAME = {f.name: f for f in FEATURES}
+_CONTEXT_SET = frozenset(_CONTEXT)
+
+
+# Regime context (`[models] regime_context`): the regime detector's backward-looking features
+# (kaizen.ext.regime.DERIVED: volatility over its own calm floor, drift over volatility, efficiency
+# ratios, ...) appended to the engine vector as model inputs. A signal whose sign depends on the
+# market state (momentum in trends, reversion in ranges) cancels out in a pooled model that cannot
+# see the state; with the context one base model ("regime") sees momentum and mean-reversion
+# features beside it and can learn the interaction. Computed from the engine vector by one
+# RegimeFeatures per symbol, the same object live (`context_state().update`) and in batch
+# (`context_matrix`).
+CONTEXT_NAMES: list[str] = list(_CONTEXT)
+CONTEXT_VERSION = 1  # bump when kaizen.ext.regime's definitions change
+INPUT_NAMES: list[str] = FEATURE_NAMES + CONTEXT_NAMES  # a regime-context model's input vector
+CONTEXT_SURFACE = "regime"
+_CONTEXT_WITH = ("momentum", "mean_reversion")  # the surfaces the regime base model sees besides
+
+
+def context_state(interval_ms: int) -> RegimeFeatures:
+    """A fresh per-symbol regime-feature state (feed it every bar's engine vector in time order)."""
+    ix = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    return RegimeFeatures(
+        interval_ms / 3_600_000.0,
+        ix["mom_ret_1"],
+        ix["vol_rv_24"],
+        ix["vol_parkinson_24"],
+        ix["x_leader_ret_1"],
+        ix["vol_hl_1"],
+        ix["vol_ends_1"],
+        len(FEATURE_NAMES),
+    )
+
+
+def context_matrix(bf: BatchFeatures, interval_ms: int) -> np.ndarray:
+    """CONTEXT_NAMES for every row of `bf` (bf's row order), per symbol in time order."""
+    out = np.empty((len(bf.sid), len(CONTEXT_NAMES)), np.float64)
+    for i in range(len(bf.symbols)):
+        rows = np.flatnonzero(bf.sid == i)  # feed order is time order within a symbol
+        out[rows] = context_state(interval_ms).run_batch(np.ascontiguousarray(bf.X[rows]))
+    return out
+
+
+def input_versions(names: list[str]) -> dict[str, int]:
+    """Versions of model inputs: engine features and, where used, the regime context."""
+    v = feature_versions()
+    return {n: (v[n] if n in v else CONTEXT_VERSION) for n in names}
 
 
 def surfaces_of(names: list[str]) -> dict[str, list[int]]:
-    """Column indices of `names` grouped by surface (in SURFACES order)."""
+    """Column indices of `names` grouped by surface (in SURFACES order); with regime-context
+    inputs among `names`, the "regime" surface: them plus the momentum and mean-reversion columns."""
     out: dict[str, list[int]] = {s: [] for s in SURFACES}
+    ctx: list[int] = []
     for i, n in enumerate(names):
-        out[_BY_NAME[n].surface].append(i)
-    return {s: idx for s, idx in out.items() if idx}
+        if n in _BY_NAME:
+            out[_BY_NAME[n].surface].append(i)
+        elif n in _CONTEXT_SET:
+            ctx.append(i)
+        else:
+            raise KeyError(f"unknown model input {n!r}")
+    res = {s: idx for s, idx in out.items() if idx}
+    if ctx:
+        res[CONTEXT_SURFACE] = sorted([i for s in _CONTEXT_WITH for i in out[s]] + ctx)
+    return res
 
 
 def feature_versions() -> dict[str, int]:

@@ -42,12 +42,20 @@ import numpy as np
 from kaizen.errors import DataError
 from kaizen.ext.marketmodel import REGIMES
 from kaizen.ext.regime import DERIVED, Hysteresis, RegimeFeatures
-from kaizen.models.features import FEATURE_NAMES, FEATURES, BatchFeatures, feature_versions
+from kaizen.models.features import (
+    CONTEXT_VERSION,
+    FEATURE_NAMES,
+    FEATURES,
+    BatchFeatures,
+    context_matrix,
+    context_state,
+    feature_versions,
+)
 
 K = len(REGIMES)
 ENGINE_INPUTS: list[str] = [f.name for f in FEATURES if not f.live_only]
 DETECTOR_FEATURES: list[str] = ENGINE_INPUTS + list(DERIVED)
-DERIVED_VERSION = 1  # bump when kaizen.ext.regime's definitions change
+DERIVED_VERSION = CONTEXT_VERSION  # one version for kaizen.ext.regime's definitions
 MANIFEST = "manifest.json"
 MODEL_FILE = "detector.json"
 SCHEMA = 1
@@ -84,17 +92,7 @@ class DetectorParams:
 
 
 def _new_state(interval_ms: int) -> RegimeFeatures:
-    ix = {n: i for i, n in enumerate(FEATURE_NAMES)}
-    return RegimeFeatures(
-        interval_ms / 3_600_000.0,
-        ix["mom_ret_1"],
-        ix["vol_rv_24"],
-        ix["vol_parkinson_24"],
-        ix["x_leader_ret_1"],
-        ix["vol_hl_1"],
-        ix["vol_ends_1"],
-        len(FEATURE_NAMES),
-    )
+    return context_state(interval_ms)
 
 
 _ENGINE_COLS = np.array([FEATURE_NAMES.index(n) for n in ENGINE_INPUTS])
@@ -105,10 +103,7 @@ def detector_matrix(bf: BatchFeatures, interval_ms: int) -> np.ndarray:
     computed over its rows in time order by the same RegimeFeatures the live detector runs."""
     out = np.empty((len(bf.sid), len(DETECTOR_FEATURES)), np.float64)
     out[:, : len(ENGINE_INPUTS)] = bf.X[:, _ENGINE_COLS]
-    for i in range(len(bf.symbols)):
-        rows = np.flatnonzero(bf.sid == i)  # feed order is time order within a symbol
-        st = _new_state(interval_ms)
-        out[rows, len(ENGINE_INPUTS) :] = st.run_batch(np.ascontiguousarray(bf.X[rows]))
+    out[:, len(ENGINE_INPUTS) :] = context_matrix(bf, interval_ms)
     return out
 
 
@@ -647,3 +642,28 @@ def format_report(rep: dict[str, Any]) -> str:
     if rep.get("risk_on_share") is not None:
         lines.append(f"\nrisk-on share of the test bars (market-wide label): {rep['risk_on_share']:.3f}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ backtest
+
+
+def backtest_detector(view: Any, job: Any, out: str | Path) -> tuple[Callable[[str], RegimeDetector], list[str]]:
+    """The detector a replay starting at `view.now_ms` may use: trained on the view's window before
+    its clock (`[backtest] train_window_days`), with the planted truth as labels where the data
+    directory has one (synthetic markets; rows cut at the clock) and realized labels otherwise.
+    Returns (a per-symbol detector factory, the regime names in class order)."""
+    from kaizen.market.synth import read_truth
+
+    cfg = job.cfg
+    t = int(view.now_ms)
+    ds = view.dataset(until_ms=t, since_ms=t - int(cfg.backtest.train_window_days * DAY_MS))
+    truth = read_truth(job.data_dir)
+    if truth is not None:
+        from kaizen.market.data import interval_ms as iv_ms
+
+        iv = iv_ms(ds.interval)
+        truth = {s: (tt[tt + iv <= t], rr[tt + iv <= t]) for s, (tt, rr) in truth.items()}
+    params = DetectorParams(trees=int(cfg.models.regime_trees))
+    model, _ = train_on(ds, truth, params=params)
+    model.save(Path(out) / "regime")
+    return (lambda symbol: model.detector()), list(REGIMES)

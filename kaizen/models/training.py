@@ -27,7 +27,11 @@ class TrainingSet:
     rows: np.ndarray | None = None
 
 
-def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup: int = 72) -> TrainingSet:
+def build(
+    ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup: int = 72, context: bool = False
+) -> TrainingSet:
+    """Labelled rows of `ds`; with `context`, X holds INPUT_NAMES (the engine features, then the
+    regime context kaizen.models.features.context_matrix), else FEATURE_NAMES."""
     bf: BatchFeatures = batch_features(ds, leader=leader)
     ret = np.full(len(bf.sid), np.nan)
     gross = np.full(len(bf.sid), np.nan)
@@ -46,8 +50,13 @@ def build(ds: Dataset, horizon: int, fee: float, leader: str = "BTCUSDT", warmup
         rows = np.flatnonzero(bf.sid == i)
         warm[rows[:warmup]] = True
     keep = np.isfinite(ret) & ~warm
+    X = bf.X[keep]
+    if context:
+        from kaizen.models.features import context_matrix
+
+        X = np.hstack([X, context_matrix(bf, ds.symbols[bf.symbols[0]].klines.interval_ms)[keep]])
     return TrainingSet(
-        bf.X[keep],
+        X,
         (ret[keep] > 0).astype(np.float64),
         ret[keep],
         bf.open_time[keep],

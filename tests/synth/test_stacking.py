@@ -100,7 +100,7 @@ def test_each_meta_kind_round_trips(synth_set, tmp_path: Path, kind: str) -> Non
     ens = Ensemble.load(tmp_path)
     out = ens.predict(ts.X[:50])
     assert np.all((out[META] > 0) & (out[META] < 1))
-    with pytest.raises(DataError, match="features per row"):
+    with pytest.raises(DataError, match="inputs per row"):
         ens.predict(ts.X[:5, :-1])
 
 

@@ -43,7 +43,7 @@ class VariantModel:
 
     def step(self, ctx: BarContext) -> tuple[int, float, float]:
         """(side now, p, net return of the previous decision as a fraction, or nan)."""
-        p = self.model.predict(ctx.features)
+        p = self.model.predict(ctx.inputs)
         e = self.model.edge.expected_return(p) if math.isfinite(p) else math.nan
         side, reward = self.trader.step(ctx.symbol, ctx.close, e, ctx.funding_rate)
         return side, p, reward

@@ -33,7 +33,7 @@ class SignalModel:
     calibration and the out-of-sample evidence recorded at training time."""
 
     def __init__(self, path: Path, compiled, edge: EdgeCalibration, evidence: dict, manifest: dict) -> None:
-        from kaizen.models.features import FEATURE_NAMES
+        from kaizen.models.features import CONTEXT_NAMES, FEATURE_NAMES, INPUT_NAMES
 
         self.path = path
         self.compiled = compiled
@@ -46,9 +46,16 @@ class SignalModel:
         self._masked = (
             np.array([i for i, n in enumerate(FEATURE_NAMES) if n not in keep], np.intp) if keep else None
         )
-        self._buf = np.empty(len(FEATURE_NAMES), np.float64)
+        # the inputs it was trained on: the engine features, or those and the regime context
+        context = any(n in CONTEXT_NAMES for n in manifest["features"])
+        self.n_inputs = len(INPUT_NAMES) if context else len(FEATURE_NAMES)
+        self._buf = np.empty(self.n_inputs, np.float64)
 
     def predict(self, x: np.ndarray) -> float:
+        """x: the bar's BarContext.inputs (engine features then regime context; a model without
+        context reads the first part) or, for a model without context, the engine vector alone."""
+        if len(x) != self.n_inputs:
+            x = x[: self.n_inputs]
         if self._masked is None:
             return self.compiled.predict(x)
         buf = self._buf
@@ -100,7 +107,7 @@ class EnsembleStrategy:
 
     def decide(self, ctx: BarContext) -> Target:
         role = f"{ctx.symbol}/signal"
-        p = self.model.predict(ctx.features)
+        p = self.model.predict(ctx.inputs)
         if not math.isfinite(p):
             return Target(exposure=0.0, reason="no_prediction", value=p, model=self.version, role=role)
         if not self.trusted:

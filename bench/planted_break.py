@@ -1,0 +1,158 @@
+"""The improvement loop against a planted break (issue 15): for each seed, `kaizen data synth` writes
+the same market twice, with the regime-to-signal mapping changed at --break-day and without a break,
+and `kaizen backtest` runs the loop (`kaizen`) and `snapshot` over both from --start.
+
+Printed per seed: the loop's promotions before the break (a champion that trades is what a break can
+hurt), the first drift alarm after the break (in decisions and days), the rollback or promotion that
+followed, the loop's and snapshot's net return before and after the break, and on the market without a
+break the rollbacks within 30 days after the break day (there should be none). The last line is the
+verdict against the issue's targets: alarm within --max-alarm-decisions decisions of the break, a
+rollback or promotion within --max-restore-days days, no rollback in 30 days without a break.
+
+    python bench/planted_break.py [--seeds 101,202,303] [--days 330] [--break-day 270] [--start-day 150]
+
+Seeds 101, 202 and 303 were never used to tune anything. Takes minutes per seed (nightly retrains).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DAY_MS = 86_400_000
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+CONFIG = """
+symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]
+[risk]
+max_notional_per_symbol = 10000.0
+daily_loss_limit = 10000.0
+max_drawdown = 1.0
+[backtest]
+strategies = ["kaizen", "snapshot"]
+train_window_days = {train_days}
+[loop]
+retrain_every = "{retrain}"
+shadow_days = {shadow_days}
+"""
+
+
+def kaizen(*args: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "kaizen", *args], cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"kaizen {' '.join(args[:2])} failed: {res.stderr.strip().splitlines()[-1:]}")
+
+
+def day(n: float) -> str:
+    return (T0 + dt.timedelta(days=n)).strftime("%Y-%m-%d")
+
+
+def loop_events(lineage: Path) -> dict:
+    from kaizen.lineage import records as R
+    from kaizen.lineage.reader import LineageReader
+
+    out = {"decisions": [], "alarms": [], "rollbacks": [], "swaps": [], "equity": []}
+    for r in LineageReader(lineage).records():
+        if isinstance(r, R.Decision):
+            out["decisions"].append(r.ts // 1_000_000)
+        elif isinstance(r, R.DriftAlarm):
+            out["alarms"].append(r.ts // 1_000_000)
+        elif isinstance(r, R.Rollback):
+            out["rollbacks"].append(r.ts // 1_000_000)
+        elif isinstance(r, R.ModelSwap):
+            out["swaps"].append((r.ts // 1_000_000, r.reason))
+    return out
+
+
+def run_seed(seed: int, a: argparse.Namespace, tmp: Path) -> dict:
+    res: dict = {"seed": seed}
+    cfg = tmp / "c.toml"
+    cfg.write_text(CONFIG.format(train_days=a.train_days, retrain=a.retrain_every, shadow_days=a.shadow_days))
+    brk_ms = int((T0 + dt.timedelta(days=a.break_day)).timestamp() * 1000)
+    for label, extra in (("break", ["--break-day", str(a.break_day)]), ("none", [])):
+        data = tmp / f"data-{seed}-{label}"
+        out = tmp / f"out-{seed}-{label}"
+        kaizen("data", "synth", "--seed", str(seed), "--days", str(a.days), "--out", str(data), *extra)
+        t = time.monotonic()
+        end_day = a.days if label == "break" else a.break_day + 30
+        kaizen("backtest", "--data", str(data), "--config", str(cfg), "--start", day(a.start_day),
+               "--end", day(end_day), "--out", str(out), "--no-progress")  # fmt: skip
+        res[f"{label}_wall_s"] = time.monotonic() - t
+        ev = loop_events(out / "lineage" / "kaizen")
+        summ = json.loads((out / "summary.json").read_text())["strategies"]["kaizen"]
+        kinds = [(_ms(e["ts"]), e["kind"]) for e in summ["events"]]
+        if label == "break":
+            res["promotions_before"] = sum(1 for ts, k in kinds if ts < brk_ms and k == "promotion")
+            after = [x for x in ev["alarms"] if x >= brk_ms]
+            res["alarm_days"] = (after[0] - brk_ms) / DAY_MS if after else None
+            res["alarm_decisions"] = (
+                sum(1 for d in ev["decisions"] if brk_ms <= d <= after[0]) if after else None
+            )
+            acts = [ts for ts, k in kinds if ts >= brk_ms and k in ("rollback", "promotion")]
+            res["restore_days"] = (min(acts) - brk_ms) / DAY_MS if acts else None
+            res["loop_net"] = summ["net_return"]
+            res["snapshot_net"] = json.loads((out / "summary.json").read_text())["strategies"]["snapshot"]["net_return"]
+        else:
+            res["rollbacks_no_break_30d"] = sum(1 for x in ev["rollbacks"] if brk_ms <= x < brk_ms + 30 * DAY_MS)
+            res["alarms_no_break_30d"] = sum(1 for x in ev["alarms"] if brk_ms <= x < brk_ms + 30 * DAY_MS)
+    return res
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", default="101,202,303")
+    p.add_argument("--days", type=int, default=330)
+    p.add_argument("--break-day", type=int, default=270)
+    p.add_argument("--start-day", type=int, default=150)
+    p.add_argument("--train-days", type=int, default=140)
+    p.add_argument("--retrain-every", default="3d")
+    p.add_argument("--shadow-days", type=float, default=6.0)
+    p.add_argument("--max-alarm-decisions", type=int, default=1000)
+    p.add_argument("--max-restore-days", type=float, default=14.0)
+    a = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kaizen-break-") as td:
+        for seed in (int(s) for s in a.seeds.split(",")):
+            rows.append(run_seed(seed, a, Path(td)))
+            print(json.dumps(rows[-1]), flush=True)
+    hdr = ("seed", "promotions_before", "alarm_decisions", "alarm_days", "restore_days", "loop_net",
+           "snapshot_net", "rollbacks_no_break_30d", "break_wall_s")  # fmt: skip
+    print(" ".join(f"{h:>22}" for h in hdr))
+    for r in rows:
+        print(" ".join(f"{_fmt(r.get(h)):>22}" for h in hdr))
+    ok_alarm = all(r["alarm_decisions"] is not None and r["alarm_decisions"] <= a.max_alarm_decisions for r in rows)
+    ok_restore = all(r["restore_days"] is not None and r["restore_days"] <= a.max_restore_days for r in rows)
+    ok_quiet = all(r["rollbacks_no_break_30d"] == 0 for r in rows)
+    armed = all(r["promotions_before"] > 0 for r in rows)
+    print(
+        f"verdict: champion trading before the break {'yes' if armed else 'NO'}; "
+        f"alarm within {a.max_alarm_decisions} decisions {'PASS' if ok_alarm else 'FAIL'}; "
+        f"rollback/promotion within {a.max_restore_days:g} days {'PASS' if ok_restore else 'FAIL'}; "
+        f"no rollback in 30 days without a break {'PASS' if ok_quiet else 'FAIL'}"
+    )
+    return 0
+
+
+def _ms(iso: str) -> int:
+    return int(dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:+.4f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
