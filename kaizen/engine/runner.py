@@ -174,6 +174,13 @@ def run(
             sim.stop()
 
 
+async def _run_async(
+    cfg: Config, rest_url: str, ws_url: str, duration: float, show_progress: bool, config_path=None
+) -> RunResult:
+    """The run on an already running event loop (tests drive it with an in-process simulator)."""
+    return await Session(cfg, rest_url, ws_url, duration, show_progress, config_path).run()
+
+
 class Session:
     """One run of the engine, phase by phase: open, start, watch, shutdown, close."""
 

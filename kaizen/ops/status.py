@@ -29,7 +29,14 @@ def models(eng: Any) -> dict[str, dict[str, str]]:
             }
         }
     version = getattr(strat, "version", "") or getattr(getattr(strat, "model", None), "version", "")
-    return {"signal": {"champion": f"{strat.name}@{version}" if version else strat.name, "candidate": ""}}
+    name = (
+        str(version)
+        if str(version).startswith(strat.name)
+        else f"{strat.name}@{version}"
+        if version
+        else strat.name
+    )
+    return {"signal": {"champion": name, "candidate": ""}}
 
 
 def build_status(

@@ -1,0 +1,111 @@
+"""SIGTERM while orders rest at the venue: the engine stops taking risk, cancels every open order
+on its symbols, flattens, drains and closes its lineage log, and exits 0. A real `kaizen run`
+process against a real simulator process, checked through the real ccxt client."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+
+import msgspec
+
+from kaizen import config
+from kaizen.engine.runner import SimProcess
+from kaizen.lineage import records as R
+from kaizen.lineage.reader import LineageReader
+from kaizen.venue import make_venue
+from tests.conftest import run_kaizen
+from tests.ops._proc import EngineProc, write_config
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+def _venue_cfg(sim: SimProcess) -> config.Config:
+    cfg = config.Config(symbols=list(SYMBOLS))
+    return msgspec.structs.replace(
+        cfg,
+        venue=msgspec.structs.replace(
+            cfg.venue,
+            rest_url=sim.rest_url,
+            ws_url=sim.ws_url,
+            api_key_env="KZ_OPS_KEY",
+            api_secret_env="KZ_OPS_SECRET",
+        ),
+    )
+
+
+async def _rest_orders(cfg: config.Config) -> list[str]:
+    """Two resting limit orders per symbol, 4 % away from the last price (they will not fill)."""
+    v = make_venue(cfg)
+    await v.connect()
+    try:
+        cids = []
+        for sym in SYMBOLS:
+            m = v.markets[sym]
+            mark = (await v.fetch_positions())[sym].mark_price if sym in await v.fetch_positions() else 0.0
+            if not mark > 0:
+                mark = float((await v.ex.fetch_ticker(m.venue_symbol))["last"])
+            for side, k in (("buy", 0.96), ("sell", 1.04)):
+                price = m.round_price(mark * k, side)
+                qty = m.round_qty(max(m.min_qty, 2 * max(m.min_notional, 5.0) / price), market=False)
+                cid = f"opstest{secrets.token_hex(6)}"
+                await v.place_order(sym, side, qty, client_order_id=cid, order_type="limit", price=price)
+                cids.append(cid)
+        return cids
+    finally:
+        await v.close()
+
+
+async def _venue_state(cfg: config.Config) -> tuple[dict[str, int], dict[str, float]]:
+    v = make_venue(cfg)
+    await v.connect()
+    try:
+        opened = {s: len(await v.fetch_open_orders(s)) for s in SYMBOLS}
+        pos = {s: p.qty for s, p in (await v.fetch_positions()).items()}
+        return opened, pos
+    finally:
+        await v.close()
+
+
+def test_sigterm_cancels_open_orders_flattens_and_leaves_a_verified_log(tmp_path, monkeypatch):
+    key, secret = secrets.token_hex(16), secrets.token_hex(32)
+    monkeypatch.setenv("KZ_OPS_KEY", key)
+    monkeypatch.setenv("KZ_OPS_SECRET", secret)
+    sim = SimProcess(3, 120.0, key, secret, log_path=tmp_path / "sim.log")
+    eng = None
+    try:
+        cfg = _venue_cfg(sim)
+        venue = (
+            f'[venue]\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
+            'api_key_env = "KZ_OPS_KEY"\napi_secret_env = "KZ_OPS_SECRET"'
+        )
+        conf = write_config(tmp_path / "run.toml", tmp_path / "run", symbols=SYMBOLS, venue=venue,
+                            extra="flatten_on_stop = true")  # fmt: skip
+        eng = EngineProc(conf)
+        eng.wait_ready()
+        cids = asyncio.run(_rest_orders(cfg))
+        opened, _ = asyncio.run(_venue_state(cfg))
+        assert sum(opened.values()) >= len(cids) == 4, opened
+
+        eng.signal(signal.SIGTERM)
+        rc = eng.stop(timeout=60)
+        assert rc == 0, eng.stderr[-2000:]
+        eng.wait_line(r"SIGTERM: stopping \(no new orders, cancel open orders, flatten\)", 1)
+
+        opened, pos = asyncio.run(_venue_state(cfg))
+        assert opened == dict.fromkeys(SYMBOLS, 0), f"orders still open at the venue: {opened}"
+        assert all(abs(q) < 1e-12 for q in pos.values()), f"positions left open: {pos}"
+    finally:
+        if eng is not None:
+            eng.kill()
+        sim.stop()
+
+    lineage = tmp_path / "run" / "lineage"
+    res = run_kaizen("log", "verify", str(lineage))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "every checksum holds" in res.stdout
+    ends = list(LineageReader(lineage).records(types="run_end"))
+    assert len(ends) == 1 and ends[0].reason == "signal"
+    assert not (tmp_path / "run" / "status.url").exists()  # the endpoint went away with the engine
+    assert isinstance(ends[0], R.RunEnd)
