@@ -5,6 +5,7 @@ unsafe ones, each logged in the lineage."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 import urllib.request
@@ -20,8 +21,11 @@ from tests.ops._proc import EngineProc, write_config
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("endpoint")
-    conf = write_config(tmp / "paper.toml", tmp / "run", speed=600.0)
+    # the event loop goes to the last core; with two or more, the other threads to the rest
+    pin = max(os.sched_getaffinity(0))
+    conf = write_config(tmp / "paper.toml", tmp / "run", speed=600.0, extra=f"cpu_pin = {pin}")
     eng = EngineProc(conf)
+    eng.pin = pin
     eng.wait_ready()
     eng.conf, eng.run_dir = conf, tmp / "run"
     yield eng
@@ -130,3 +134,31 @@ def test_sighup_applies_safe_changes_and_refuses_unsafe_ones(engine):
     kinds = [(r.kind, r.detail) for r in recs if r.kind.startswith("config_reload")]
     assert ("config_reload", "risk.max_open_orders: 8 -> 3") in kinds
     assert any(k == "config_reload_refused" and "symbols" in d for k, d in kinds)
+
+
+def _allowed(pid: int, tid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        line = next(x for x in f if x.startswith("Cpus_allowed_list:"))
+    out: set[int] = set()
+    for part in line.split(":", 1)[1].strip().split(","):
+        a, _, b = part.partition("-")
+        out |= set(range(int(a), int(b or a) + 1))
+    return out
+
+
+def test_loop_thread_pinned_other_threads_elsewhere_and_gc_scheduled(engine):
+    pid = engine.proc.pid
+    assert _allowed(pid, pid) == {engine.pin}  # the event loop (main thread): the hot path
+    others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    assert others  # the lineage writer at least
+    if len(os.sched_getaffinity(0)) > 1:
+        # the lineage writer (framing, compression, disk) existed at pinning time: not on the loop's core
+        assert any(engine.pin not in _allowed(pid, t) for t in others)
+    engine.wait_line(r"gc: \d+ start-up objects frozen; automatic collection off", 1)
+    deadline = time.monotonic() + 10
+    while (st := json.loads(_get(engine.url + "/status")))["gc"][
+        "collections"
+    ] < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert st["gc"]["collections"] >= 2  # the scheduled collections run
+    assert st["latency_us"]["gc"]["n"] >= 2

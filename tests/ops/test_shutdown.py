@@ -5,6 +5,7 @@ process against a real simulator process, checked through the real ccxt client."
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import signal
 
@@ -109,3 +110,13 @@ def test_sigterm_cancels_open_orders_flattens_and_leaves_a_verified_log(tmp_path
     assert len(ends) == 1 and ends[0].reason == "signal"
     assert not (tmp_path / "run" / "status.url").exists()  # the endpoint went away with the engine
     assert isinstance(ends[0], R.RunEnd)
+
+
+def test_a_core_this_machine_lacks_is_one_line_before_anything_starts(tmp_path):
+    bad = max(os.sched_getaffinity(0)) + 64
+    conf = write_config(tmp_path / "run.toml", tmp_path / "run", extra=f"cpu_pin = {bad}")
+    res = run_kaizen("run", str(conf), "--no-progress", timeout=60)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"engine.cpu_pin = {bad}: no such core" in lines[0], res.stderr
+    assert not (tmp_path / "run" / "sim.log").exists()  # no simulator was started
