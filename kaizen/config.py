@@ -270,6 +270,8 @@ class EngineConfig(_Section):
     gc_every_s: Annotated[float, Meta(ge=0, le=3600, description="seconds, 0: automatic gc")] = 1.0
     gc_full_every_s: Annotated[float, Meta(gt=0, le=86_400, description="seconds")] = 60.0
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    # per-stage latency histograms (/metrics): ~0.3 µs per message for the Python timing wrappers
+    stage_timing: bool = True
 
 
 # --- policy: roles, variants and the Thompson-sampling portfolio (kaizen/policy) ------------------

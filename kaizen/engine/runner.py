@@ -251,7 +251,10 @@ class Session:
         if cfg.engine.cpu_pin >= 0:
             say(pin_hot_thread(cfg.engine.cpu_pin))
         await self.engine.start()
-        skipped = instrument(self.engine, self.metrics)
+        if cfg.engine.stage_timing:
+            skipped = instrument(self.engine, self.metrics)
+        else:
+            self.metrics.engine, skipped = self.engine, []
         if skipped:
             say(f"stages not timed (compiled seams): {', '.join(skipped)}")
         await self.start_status_server()
@@ -402,6 +405,17 @@ class Session:
         return build_status(self.engine, self.metrics, extra)
 
     async def _fold_metrics(self) -> None:
+        warned = False
         while True:  # histograms folded between messages, so a scrape has little to do
             await asyncio.sleep(1.0)
             self.metrics.fold()
+            feed = self.engine.feed
+            if (
+                not warned
+                and self.cfg.engine.stage_timing
+                and feed is not None
+                and feed.stats.get("messages", 0) > 100
+            ):
+                warned = True
+                if self.metrics.stage("message").n == 0:  # a listener that no longer calls the seam
+                    say("stage 'message' is not timed: the listener bypasses MarketFeed._on_message")

@@ -5,6 +5,9 @@ no Python object kept per sample). `fold()` runs off the hot path (a periodic ta
 messages, and every scrape): it turns the raw samples into cumulative histogram buckets and keeps
 the most recent ones in a ring for p50/p99 in /status.
 
+Compiled code can time itself into the same histograms: `stage(name).add` is a plain callable
+taking nanoseconds (kaizen.ops.instrument wraps the engine's Python seams with it).
+
 Everything else (message counts per stream type, resyncs, orders, rejects, positions, PnL, risk
 and kill-switch state, drift statistics) is read from the engine's own state at scrape time by a
 custom collector: nothing is counted twice and nothing runs per message for it.
