@@ -29,8 +29,12 @@ def engine(tmp_path_factory):
     eng.wait_ready()
     eng.conf, eng.run_dir = conf, tmp / "run"
     yield eng
-    try:
-        assert eng.stop(timeout=60) == 0, eng.stderr[-2000:]
+    try:  # SIGINT stops like SIGTERM; a second signal while stopping is only acknowledged
+        eng.signal(signal.SIGINT)
+        eng.wait_line(r"SIGINT: stopping", 20)
+        if eng.proc.poll() is None:
+            eng.signal(signal.SIGTERM)
+        assert eng.proc.wait(timeout=60) == 0, eng.stderr[-2000:]
     finally:
         eng.kill()
 
