@@ -112,8 +112,9 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(msgspec.json.encode(cfg)).hexdigest()[:16]
 
 
-def pin_cpu(cpu: int) -> None:
-    """Fail fast (before any child process starts) on a core this machine does not have."""
+def check_cpu_pin(cpu: int) -> None:
+    """Fail fast (before any child process starts) on a core this machine does not have; the
+    pinning itself happens once the process's threads exist (Session.start)."""
     if cpu < 0:
         return
     from kaizen.ops.process import available_cpus
@@ -139,7 +140,7 @@ def run(
 ) -> RunResult:
     """Run the engine; returns the summary once it has stopped and flushed its lineage.
     `config_path`: the file SIGHUP re-reads (no reload without it)."""
-    pin_cpu(cfg.engine.cpu_pin)
+    check_cpu_pin(cfg.engine.cpu_pin)
     logging.basicConfig(
         level=cfg.engine.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -213,8 +214,8 @@ class Session:
         self._t0 = time.monotonic()
 
     async def run(self) -> RunResult:
-        self.open()
         try:
+            self.open()
             await self.start()
             reason = await self.watch()
             summary = await self.shutdown(reason)
@@ -316,7 +317,8 @@ class Session:
 
     async def close(self) -> None:
         """Release everything, whatever happened before: the lineage log is drained and closed last."""
-        self.remove_signals()
+        if self.stop_event is not None:
+            self.remove_signals()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)
