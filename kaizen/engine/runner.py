@@ -412,6 +412,13 @@ class Session:
             await asyncio.sleep(1.0)
             self.metrics.fold()
             feed = self.engine.feed
+            self.metrics.update_rates(
+                {
+                    "messages": float(feed.stats.get("messages", 0)) if feed is not None else 0.0,
+                    "bars": float(self.engine.bars),
+                    "orders": float(getattr(self.engine.router, "orders_sent", 0)),
+                }
+            )
             if (
                 not warned
                 and self.cfg.engine.stage_timing

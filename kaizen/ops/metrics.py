@@ -112,6 +112,8 @@ class EngineMetrics:
         self.started = time.monotonic()
         self.orders_by_status: dict[str, int] = {}
         self.reloads = {"applied": 0, "refused": 0}
+        self.rates: dict[str, float] = {}  # per second over the last housekeeping interval
+        self._last: tuple[float, dict[str, float]] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -121,6 +123,14 @@ class EngineMetrics:
     def fold(self) -> None:
         for s in self.stages.values():
             s.fold()
+
+    def update_rates(self, counts: dict[str, float], now: float | None = None) -> None:
+        """Per-second rates of `counts` (messages, bars, ...) since the previous call."""
+        now = time.monotonic() if now is None else now
+        if self._last is not None and now > self._last[0]:
+            t0, c0 = self._last
+            self.rates = {k: (v - c0.get(k, 0.0)) / (now - t0) for k, v in counts.items()}
+        self._last = (now, dict(counts))
 
     def count_order(self, status: str) -> None:
         self.orders_by_status[status] = self.orders_by_status.get(status, 0) + 1

@@ -92,6 +92,7 @@ def build_status(
         }
         feed = getattr(eng, "feed", None)
         out["messages"] = int(feed.stats.get("messages", 0)) if feed is not None else 0
+        out["rates_per_s"] = {k: _num(v) for k, v in metrics.rates.items()}
     return out
 
 
@@ -127,6 +128,8 @@ def format_status(st: dict[str, Any]) -> str:
         f"kaizen {st.get('mode', '?')} run {st.get('run_dir', '')}".rstrip(),
         f"  uptime {st.get('uptime_s', 0):.0f} s   bars {st.get('bars', 0)}   decisions {st.get('decisions', 0)}"
         f"   messages {st.get('messages', 0)}   open orders {st.get('open_orders', 0)}   errors {st.get('errors', 0)}",
+        "  rates /s: "
+        + ("   ".join(f"{k} {_fmt(v, '.1f')}" for k, v in st.get("rates_per_s", {}).items()) or "-"),
         f"  kill switch: {'HALTED: ' + str(ks.get('reason', '')) if halted else 'armed (trading)'}",
         "",
     ]
