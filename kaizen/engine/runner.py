@@ -354,6 +354,15 @@ class Session:
             return
         self.stop_signal = signal.Signals(sig).name
         self.stop_event.set()
+        if self.engine is not None:  # when the stop began, in the log, before the cancels and flatten
+            from kaizen.lineage import records as R
+            from kaizen.lineage.ids import new_id
+
+            self.writer.append(
+                R.RiskEvent(
+                    id=new_id(), ts=self.engine.now_ns(), kind="stop_requested", detail=self.stop_signal
+                )
+            )
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file, apply its safe changes or refuse (one line)."""

@@ -53,6 +53,11 @@ async def _rest_orders(cfg: config.Config) -> list[str]:
                 cid = f"opstest{secrets.token_hex(6)}"
                 await v.place_order(sym, side, qty, client_order_id=cid, order_type="limit", price=price)
                 cids.append(cid)
+        # and a position the engine did not open (its fill polling may take it in and trade it
+        # down before the stop; either way nothing may be left open after it)
+        m = v.markets["ETHUSDT"]
+        qty = m.round_qty(max(m.min_qty, 3 * max(m.min_notional, 5.0) / mark))
+        await v.place_order("ETHUSDT", "buy", qty, client_order_id=f"opstest{secrets.token_hex(6)}")
         return cids
     finally:
         await v.close()
@@ -106,6 +111,12 @@ def test_sigterm_cancels_open_orders_flattens_and_leaves_a_verified_log(tmp_path
     res = run_kaizen("log", "verify", str(lineage))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "every checksum holds" in res.stdout
+    recs = list(LineageReader(lineage).records())
+    marks = [i for i, r in enumerate(recs) if isinstance(r, R.RiskEvent) and r.kind == "stop_requested"]
+    assert len(marks) == 1 and recs[marks[0]].detail == "SIGTERM"
+    # no new risk once the stop began: every order created after it only reduces a position
+    later = [r for r in recs[marks[0] :] if isinstance(r, R.Order) and r.ts > recs[marks[0]].ts]
+    assert all(r.reduce_only for r in later), [(r.side, r.qty, r.reduce_only) for r in later]
     ends = list(LineageReader(lineage).records(types="run_end"))
     assert len(ends) == 1 and ends[0].reason == "signal"
     assert not (tmp_path / "run" / "status.url").exists()  # the endpoint went away with the engine
