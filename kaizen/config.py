@@ -254,11 +254,27 @@ class SimConfig(_Section):
 
 
 class EngineConfig(_Section):
+    """`kaizen run`: the process. SIGHUP reloads the keys kaizen.ops.reload lists as safe (risk
+    limits, strategy thresholds, log level, flatten_on_stop); the others need a restart."""
+
+    # the core of the event loop thread (the hot path); the process's other threads go elsewhere
     cpu_pin: Annotated[int, Meta(ge=-1, description="CPU index, -1: no pinning")] = -1
     duration_s: Annotated[float, Meta(ge=0, description="seconds, 0: until stopped")] = 0.0
     reconcile_every_s: Seconds = 30.0
     poll_fills_every_s: Seconds = 1.0
+    # on SIGTERM/SIGINT (and at the end of duration_s): cancel open orders, then close positions
     flatten_on_stop: bool = True
+    # the status/metrics HTTP endpoint on 127.0.0.1 (/status JSON, /metrics Prometheus);
+    # 0: any free port (printed at start), -1: off
+    status_port: Annotated[int, Meta(ge=-1, le=65_535, description="TCP port, 0: any free, -1: off")] = 0
+    # Garbage collection after start-up: objects frozen (gc.freeze), automatic collection off, and a
+    # young-generation collection every gc_every_s from a task between messages (a full one every
+    # gc_full_every_s), so no collection ever starts inside a message. 0: automatic gc as usual.
+    gc_every_s: Annotated[float, Meta(ge=0, le=3600, description="seconds, 0: automatic gc")] = 1.0
+    gc_full_every_s: Annotated[float, Meta(gt=0, le=86_400, description="seconds")] = 60.0
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    # per-stage latency histograms (/metrics): ~0.3 µs per message for the Python timing wrappers
+    stage_timing: bool = True
 
 
 # --- policy: roles, variants and the Thompson-sampling portfolio (kaizen/policy) ------------------

@@ -1,4 +1,4 @@
-"""`kaizen run CONFIG.toml` and `kaizen demo`."""
+"""`kaizen run CONFIG.toml`, `kaizen status [URL]` and `kaizen demo`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
+    st = sub.add_parser("status", help="print a running engine's status (its /status endpoint) as tables")
+    st.add_argument(
+        "target",
+        nargs="?",
+        default=None,
+        help="http://127.0.0.1:PORT, or a run directory (reads its status.url); "
+        "default: $KAIZEN_STATUS_URL, else runs/paper",
+    )
+    st.add_argument("--json", action="store_true", help="print the raw JSON")
+    st.set_defaults(func=_status)
+
     d = sub.add_parser("demo", help="simulator + engine + report, bounded in time (paper trading)")
     d.add_argument("--duration", type=float, default=90.0, help="wall-clock seconds of trading (default 90)")
     d.add_argument(
@@ -32,8 +43,26 @@ def _run(args: argparse.Namespace) -> int:
     from kaizen.engine.runner import run
 
     cfg = config.load(args.config)
-    result = run(cfg, duration_s=args.duration, show_progress=not args.no_progress)
+    result = run(cfg, duration_s=args.duration, show_progress=not args.no_progress, config_path=args.config)
     _print_result(result)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from kaizen.errors import KaizenError
+    from kaizen.ops.status import fetch_status, format_status
+
+    target = args.target or os.environ.get("KAIZEN_STATUS_URL") or "runs/paper"
+    if not target.startswith(("http://", "https://")):
+        f = Path(target) / "status.url"
+        if not f.is_file():
+            raise KaizenError(f"{target}: no status.url (is an engine running with this run directory?)")
+        target = f.read_text().strip()
+    st = fetch_status(target)
+    print(json.dumps(st, indent=2) if args.json else format_status(st))
     return 0
 
 
