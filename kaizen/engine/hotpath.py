@@ -138,13 +138,14 @@ def compile_models(m: SmallModels, backend: str = "compiled") -> Compiled:
 
 
 def build_core(
-    m: SmallModels, c: Compiled, symbol: str = "BTCUSDT", seed: int = 11, **kw: Any
+    m: SmallModels, c: Compiled, symbol: str = "BTCUSDT", seed: int = 11, cls: type = DecisionCore,
+    **kw: Any
 ) -> DecisionCore:
     """A fresh DecisionCore over the compiled models, its features warmed on m.warm."""
     book = OrderBook(TICK, LOT, 1, 3)
     fe = FeatureEngine([symbol], leader=symbol, interval_ms=m.interval_ms)
     signal = CompiledEnsemble(c.bases, c.meta, len(FEATURE_NAMES), num_extra=c.regime.num_outputs)
-    core = DecisionCore(
+    core = cls(
         book, fe, symbol,
         regime_forest=c.regime, engine_cols=[int(i) for i in _ENGINE_COLS],
         hysteresis=Hysteresis(c.regime.num_outputs, m.hysteresis[0], m.hysteresis[1]),
