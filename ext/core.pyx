@@ -21,7 +21,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from kaizen.ext.book cimport OrderBook
-from kaizen.ext.depth cimport parse_fixed, parse_levels
+from kaizen.ext.depth cimport parse_fixed, parse_levels_at
 from kaizen.ext.ensemble cimport CompiledEnsemble
 from kaizen.ext.features cimport FeatureEngine
 from kaizen.ext.forest cimport Forest
@@ -82,19 +82,6 @@ cdef inline Py_ssize_t _int(const unsigned char* p, Py_ssize_t n, Py_ssize_t i, 
         return -1
     out[0] = v
     return i
-
-
-cdef inline Py_ssize_t _array_end(const unsigned char* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
-    """p[i] == '[' of a level array `[["p","q"],...]` or `[]`: index after its closing ']', or -1."""
-    if i >= n or p[i] != 91:
-        return -1
-    if i + 1 < n and p[i + 1] == 93:
-        return i + 2
-    while i + 1 < n:
-        if p[i] == 93 and p[i + 1] == 93:
-            return i + 2
-        i += 1
-    return -1
 
 
 cdef inline Py_ssize_t _fmt_fixed(char* out, int64_t v, int dp) noexcept nogil:
@@ -319,18 +306,19 @@ cdef class DecisionCore:
             self.snap_id = -1
             book.valid = False
             return K_DEPTH | K_SKIP
+        # both sides parse (each in one pass, stopping at its closing ']') before either applies
         bs = _find(p, n, i, b'"b":', 4)
-        be = _array_end(p, n, bs) if bs >= 0 else -1
-        as_ = _find(p, n, be, b'"a":', 4) if be >= 0 else -1
-        ae = _array_end(p, n, as_) if as_ >= 0 else -1
-        if ae < 0:
+        if bs < 0:
             return K_DEPTH | K_ERROR
-        nb = parse_levels(p + bs, be - bs, book.price_dp, book.tick_units, book.qty_dp, book.lot_units,
-                          _sbt, _sbl, SCRATCH, &err)
+        nb = parse_levels_at(p + bs, n - bs, book.price_dp, book.tick_units, book.qty_dp, book.lot_units,
+                             _sbt, _sbl, SCRATCH, &err, &be)
         if nb < 0:
             return K_DEPTH | K_ERROR
-        na = parse_levels(p + as_, ae - as_, book.price_dp, book.tick_units, book.qty_dp, book.lot_units,
-                          _sat, _sal, SCRATCH, &err)
+        as_ = _find(p, n, bs + be, b'"a":', 4)
+        if as_ < 0:
+            return K_DEPTH | K_ERROR
+        na = parse_levels_at(p + as_, n - as_, book.price_dp, book.tick_units, book.qty_dp, book.lot_units,
+                             _sat, _sal, SCRATCH, &err, &ae)
         if na < 0:
             return K_DEPTH | K_ERROR
         book.apply_levels(True, _sbt, _sbl, nb)

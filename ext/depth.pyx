@@ -117,7 +117,23 @@ cdef inline Py_ssize_t _str(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, 
 cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp, int64_t tick_units,
                              int qty_dp, int64_t lot_units, int64_t* ticks, int64_t* lots,
                              Py_ssize_t cap, int* err) noexcept nogil:
-    """Scan `[["p","q"],...]`; returns the level count, or -1 with err set."""
+    """Scan `[["p","q"],...]` (nothing but whitespace after it); returns the level count, or -1
+    with err set."""
+    cdef Py_ssize_t end = 0
+    cdef Py_ssize_t got = parse_levels_at(p, n, price_dp, tick_units, qty_dp, lot_units, ticks, lots,
+                                          cap, err, &end)
+    if got >= 0 and _ws(p, end, n) != n:
+        err[0] = E_SYNTAX
+        return -1
+    return got
+
+
+cdef Py_ssize_t parse_levels_at(const unsigned char* p, Py_ssize_t n, int price_dp, int64_t tick_units,
+                                int qty_dp, int64_t lot_units, int64_t* ticks, int64_t* lots,
+                                Py_ssize_t cap, int* err, Py_ssize_t* end) noexcept nogil:
+    """Scan the level array starting at p (whitespace first allowed) and stop after its closing
+    ']': `end` gets that index, so a caller decoding a whole message in place needs no second
+    pass to find the array's end. Returns the level count, or -1 with err set."""
     cdef Py_ssize_t i = _ws(p, 0, n), got = 0, s, e
     cdef int64_t v
     cdef int rc
@@ -127,7 +143,8 @@ cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp,
     i = _ws(p, i + 1, n)
     if i < n and p[i] == 93:
         err[0] = E_OK
-        return 0 if _ws(p, i + 1, n) == n else -1
+        end[0] = i + 1
+        return 0
     while True:
         if got >= cap:
             err[0] = E_TOO_MANY
@@ -170,9 +187,8 @@ cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp,
             i = _ws(p, i + 1, n)
             continue
         if i < n and p[i] == 93:
-            if _ws(p, i + 1, n) != n:
-                return -1
             err[0] = E_OK
+            end[0] = i + 1
             return got
         return -1
 
