@@ -139,10 +139,10 @@ def compile_models(m: SmallModels, backend: str = "compiled") -> Compiled:
 
 def build_core(
     m: SmallModels, c: Compiled, symbol: str = "BTCUSDT", seed: int = 11, cls: type = DecisionCore,
-    **kw: Any
+    book_window: int = 65536, **kw: Any
 ) -> DecisionCore:
     """A fresh DecisionCore over the compiled models, its features warmed on m.warm."""
-    book = OrderBook(TICK, LOT, 1, 3)
+    book = OrderBook(TICK, LOT, 1, 3, window=book_window)
     fe = FeatureEngine([symbol], leader=symbol, interval_ms=m.interval_ms)
     signal = CompiledEnsemble(c.bases, c.meta, len(FEATURE_NAMES), num_extra=c.regime.num_outputs)
     core = cls(
