@@ -1,0 +1,131 @@
+"""DecisionCore semantics on the real recorded stream: the book it keeps matches the reference
+StreamProcessor's, risk limits hold on every order, the kill switch stops new risk, a lost diff
+stops trading, malformed frames are counted and change nothing."""
+
+from urllib.parse import parse_qs
+
+import numpy as np
+from kaizen.ext.core import FLAGS, DecisionCore
+
+from kaizen.engine.hotpath import build_core
+from kaizen.market.sync import StreamProcessor
+
+
+class Recording(DecisionCore):
+    def on_order(self, n):
+        self.sent.append(self.order_bytes())
+        return 0
+
+
+def _core(models, stream, **kw):
+    m, c = models
+    core = build_core(m, c, **kw)
+    s = stream.snapshot
+    core.load_snapshot(s["bids"], s["asks"], s["lastUpdateId"])
+    return core
+
+
+def _orders(core):
+    out = []
+    for raw in core.sent:
+        q = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        out.append(q)
+    return out
+
+
+def test_book_matches_the_stream_processor(models, stream):
+    import json
+
+    core = _core(models, stream)
+    sp = StreamProcessor(["BTCUSDT"], {"BTCUSDT": 0.1}, {"BTCUSDT": 0.001})
+    snap = json.dumps(stream.snapshot).encode()
+    checkpoints = [2000, 30000, len(stream)]
+    done = 0
+    for stop in checkpoints:
+        for i in range(done, stop):
+            if i == stream.snapshot_at:
+                sp.process_snapshot("BTCUSDT", snap)
+            sp.process(stream.frame(i))
+        core.replay(stream.buf, stream.offsets, None, done, stop)
+        done = stop
+        ref = sp.book("BTCUSDT")
+        assert core.book.depth(200) == ref.depth(200), stop
+    assert core.counters()["gaps"] == 0 and core.counters()["errors"] == 0
+
+
+def test_orders_are_well_formed_and_within_limits(models, stream):
+    cap = 2_000.0
+    core = _core(models, stream, cls=Recording, bar_every_msgs=30, max_notional=cap, max_order_lots=20)
+    core.sent = []
+    core.replay(stream.buf, stream.offsets)
+    orders = _orders(core)
+    assert len(orders) == core.orders > 5
+    ids = [int(o["newClientOrderId"].split("-")[1]) for o in orders]
+    assert ids == list(range(1, len(orders) + 1))
+    pos = 0
+    for o in orders:
+        assert o["symbol"] == "BTCUSDT" and o["type"] == "LIMIT" and o["timeInForce"] == "IOC"
+        qty, px = float(o["quantity"]), float(o["price"])
+        lots = round(qty / 0.001)
+        assert abs(lots * 0.001 - qty) < 1e-9 and 0 < lots <= 20
+        assert abs(round(px / 0.1) * 0.1 - px) < 1e-9
+        pos += lots if o["side"] == "BUY" else -lots
+        assert abs(pos) * 0.001 * px <= cap * 1.01  # the notional cap at the order's price
+        if o.get("reduceOnly") == "true":
+            assert abs(pos) < abs(pos - (lots if o["side"] == "BUY" else -lots))
+    assert pos == core.position_lots
+
+
+def test_kill_switch_takes_no_new_risk(models, stream):
+    core = _core(models, stream, bar_every_msgs=30)
+    core.kill_switch = True
+    core.replay(stream.buf, stream.offsets)
+    assert core.bars_closed > 1000
+    assert core.orders == 0 and core.position_lots == 0 and core.rejects > 0
+
+
+def test_kill_switch_still_lets_a_position_close(models, stream):
+    core = _core(models, stream, cls=Recording, bar_every_msgs=30)
+    core.sent = []
+    core.set_position(50, 61_800.0)
+    core.kill_switch = True
+    core.replay(stream.buf, stream.offsets)
+    orders = _orders(core)
+    assert orders and all(o.get("reduceOnly") == "true" for o in orders)
+    assert core.position_lots == 0
+
+
+def test_lost_diff_stops_trading_until_a_new_snapshot(models, stream):
+    core = _core(models, stream, bar_every_msgs=30)
+    depth = [i for i in range(len(stream)) if b"depthUpdate" in stream.frame(i)[:64]]
+    cut = depth[200]
+    core.replay(stream.buf, stream.offsets, None, 0, cut)
+    assert core.synced_book and core.counters()["gaps"] == 0
+    orders = core.orders
+    core.replay(stream.buf, stream.offsets, None, cut + 1)  # frame `cut` (a diff) is lost
+    assert core.counters()["gaps"] == 1 and not core.synced_book and not core.book.valid
+    assert core.orders == orders  # no order from a book known to be wrong
+
+
+def test_malformed_frames_are_counted_and_change_nothing(models, stream):
+    core = _core(models, stream)
+    core.replay(stream.buf, stream.offsets, None, 0, 3000)
+    before = core.book.depth(50)
+    depth = next(stream.frame(i) for i in range(3000, len(stream)) if b"depthUpdate" in stream.frame(i)[:64])
+    bad = [b"", b"{", b"not json at all", depth[: len(depth) // 2],
+           depth.replace(b'"b":[[', b'"b":[[x', 1), depth.replace(b'.', b'.5.', 1)]  # fmt: skip
+    for f in bad:
+        k = core.on_bytes(f, 0)
+        assert k & FLAGS["error"] or k & FLAGS["skip"], f[:40]
+    assert core.book.depth(50) == before
+    assert core.counters()["errors"] >= 4
+
+
+def test_trace_stamps_are_ordered(models, stream):
+    core = _core(models, stream, bar_every_msgs=25)
+    tr = np.zeros((len(stream), 10), np.int64)
+    core.replay(stream.buf, stream.offsets, tr)
+    order = (tr[:, 9] & FLAGS["order"]) != 0
+    assert order.sum() > 5
+    t = tr[order][:, :9]
+    assert (np.diff(t, axis=1) >= 0).all()
