@@ -608,6 +608,25 @@ cdef class DecisionCore:
     def regime_probs(self):
         return [self.probs[j] for j in range(self.k_regimes)]
 
+    def swap_models(self, *, CompiledEnsemble signal=None, Forest exit_model=None, Forest regime_forest=None):
+        """Promote new models. The loop calls this between two frames (the core runs frames under
+        the GIL, so no frame sees half a swap); shapes are checked first, so a bad model is refused
+        and the old ones stay."""
+        if signal is not None and (signal.num_features != self.signal.num_features
+                                   or signal.num_extra not in (0, self.k_regimes)):
+            raise ValueError("swap_models: the new signal reads a different feature vector")
+        if exit_model is not None and exit_model.num_features != self.exit_model.num_features:
+            raise ValueError("swap_models: the new exit model reads a different input row")
+        if regime_forest is not None and (regime_forest.num_features != self.regime_forest.num_features
+                                          or regime_forest.num_outputs != self.k_regimes):
+            raise ValueError("swap_models: the new regime detector has a different shape")
+        if signal is not None:
+            self.signal = signal
+        if exit_model is not None:
+            self.exit_model = exit_model
+        if regime_forest is not None:
+            self.regime_forest = regime_forest
+
     def set_position(self, long long lots, double entry_price):
         """Adopt a position (restart, or fills the venue reported)."""
         self.position_lots = lots

@@ -129,3 +129,31 @@ def test_trace_stamps_are_ordered(models, stream):
     assert order.sum() > 5
     t = tr[order][:, :9]
     assert (np.diff(t, axis=1) >= 0).all()
+
+
+def test_model_swap_between_frames_loses_no_frame(models, stream):
+    from kaizen.engine.hotpath import compile_models, train_small
+    from kaizen.ext.ensemble import CompiledEnsemble
+
+    m, c = models
+    m2 = train_small("/work/shared/data", start="2024-05-01", trees=4, seed=3)
+    c2 = compile_models(m2)
+    core = _core(models, stream, bar_every_msgs=30)
+    ref = _core(models, stream, bar_every_msgs=30)
+    half = len(stream) // 2
+    core.replay(stream.buf, stream.offsets, None, 0, half)
+    ref.replay(stream.buf, stream.offsets, None, 0, half)
+    signal = CompiledEnsemble(c2.bases, c2.meta, core.signal.num_features, num_extra=core.signal.num_extra)
+    core.swap_models(signal=signal, exit_model=c2.exit)
+    core.replay(stream.buf, stream.offsets, None, half)
+    ref.replay(stream.buf, stream.offsets, None, half)
+    assert core.msgs == ref.msgs == len(stream)
+    assert core.counters()["errors"] == 0 and core.signal is signal
+    assert core.p_signal != ref.p_signal  # the new model decides after the swap
+    try:
+        core.swap_models(exit_model=c2.regime)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a mis-shaped model was accepted")
+    assert core.exit_model is c2.exit
