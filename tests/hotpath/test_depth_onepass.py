@@ -1,6 +1,7 @@
 """The one-pass level scanner (depth._qnum via apply_depth) accepts exactly what parse_fixed (via
 parse_price / parse_qty) accepts, with the same value, on random and edge-case number strings."""
 
+import json
 import random
 
 from kaizen.ext.book import OrderBook
@@ -19,7 +20,7 @@ def _ref(fn, book, s):
 
 
 def _scan(book, price, qty):
-    raw = ('[["%s","%s"]]' % (price, qty)).encode()
+    raw = json.dumps([[price, qty]]).encode()
     book.clear()
     if apply_depth(book, raw, b"[]") < 0:
         return None
