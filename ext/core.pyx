@@ -376,7 +376,7 @@ cdef class DecisionCore:
         cdef Py_ssize_t i
         cdef int kind = 0
         cdef int64_t ev = 0
-        cdef unsigned char c
+        cdef unsigned char c, c2
         memset(self.stamps, 0, sizeof(self.stamps))
         self.stamps[T_RECV] = recv_ns
         self.msgs += 1
@@ -385,6 +385,7 @@ cdef class DecisionCore:
             self.errors += 1
             return K_ERROR
         c = p[i]
+        c2 = p[i + 1] if i + 1 < n else 0
         if self.bar_every_msgs <= 0:
             # bars on event time: a message past the bar's end closes it first
             i = _find(p, n, i, b'"E":', 4)
@@ -395,7 +396,7 @@ cdef class DecisionCore:
             self.stamps[T_BOOK] = now_ns()
             if not (kind & (K_ERROR | K_SKIP)):
                 self._book_event(NAN)
-        elif c == 116:      # trade
+        elif c == 116 or (c == 97 and c2 == 103):   # trade | aggTrade
             kind |= self._trade(p, n, 0)
             self.stamps[T_BOOK] = now_ns()
         elif c == 98:       # bookTicker: the diff stream carries the book; counted for liveness

@@ -157,3 +157,19 @@ def test_model_swap_between_frames_loses_no_frame(models, stream):
     else:
         raise AssertionError("a mis-shaped model was accepted")
     assert core.exit_model is c2.exit
+
+
+def test_aggtrade_frames_fold_like_trades(models, stream):
+    # the live feed subscribes aggTrade (same p/q/m fields); the same trades as aggTrade frames
+    # must leave the core in the same state
+    a = _core(models, stream, bar_every_msgs=30)
+    b = _core(models, stream, bar_every_msgs=30)
+    for i in range(20000):
+        f = stream.frame(i)
+        a.on_bytes(f, 0)
+        if b'"e":"trade"' in f:
+            f = f.replace(b"@trade", b"@aggTrade").replace(b'"e":"trade"', b'"e":"aggTrade"').replace(b'"t":', b'"a":')
+        b.on_bytes(f, 0)
+    assert a.trade_msgs == b.trade_msgs > 1000
+    assert a.counters() == b.counters() and a.position_lots == b.position_lots
+    assert a.p_signal == b.p_signal
