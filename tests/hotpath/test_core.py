@@ -5,9 +5,9 @@ stops trading, malformed frames are counted and change nothing."""
 from urllib.parse import parse_qs
 
 import numpy as np
-from kaizen.ext.core import FLAGS, DecisionCore
 
 from kaizen.engine.hotpath import build_core
+from kaizen.ext.core import FLAGS, DecisionCore
 from kaizen.market.sync import StreamProcessor
 
 
