@@ -296,7 +296,9 @@ cdef class DecisionCore:
         if not self.synced:
             if self.snap_id < 0 or u < self.snap_id:
                 return K_DEPTH | K_SKIP      # before a snapshot, or older than it
-            if U > self.snap_id:             # the snapshot is older than the stream: resync
+            # bridged: U <= id <= u (Binance's rule), or the diff follows the snapshot directly
+            # (pu == id: the snapshot was taken at a diff's end, as the simulator's are)
+            if U > self.snap_id and pu != self.snap_id:   # older than the stream: resync
                 self.gaps += 1
                 self.snap_id = -1
                 return K_DEPTH | K_SKIP

@@ -1,8 +1,7 @@
-from pathlib import Path
-
 import pytest
 
-DATA = Path("/work/shared/data")
+from tests.conftest import DATA
+
 STREAM = DATA / "futures/um/stream/btcusdt_20240808.gz"
 
 

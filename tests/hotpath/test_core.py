@@ -9,6 +9,7 @@ import numpy as np
 from kaizen.engine.hotpath import build_core
 from kaizen.ext.core import FLAGS, DecisionCore
 from kaizen.market.sync import StreamProcessor
+from tests.conftest import DATA
 
 
 class Recording(DecisionCore):
@@ -136,7 +137,7 @@ def test_model_swap_between_frames_loses_no_frame(models, stream):
     from kaizen.ext.ensemble import CompiledEnsemble
 
     m, c = models
-    m2 = train_small("/work/shared/data", start="2024-05-01", trees=4, seed=3)
+    m2 = train_small(DATA, start="2024-05-01", trees=4, seed=3)
     c2 = compile_models(m2)
     core = _core(models, stream, bar_every_msgs=30)
     ref = _core(models, stream, bar_every_msgs=30)
