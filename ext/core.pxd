@@ -112,6 +112,12 @@ cdef class DecisionCore:
     # order buffer
     cdef char obuf[OBUF]
     cdef readonly Py_ssize_t order_len
+    # the latest order's fields, for a venue adapter that does not send the encoded bytes
+    cdef readonly int order_side
+    cdef readonly int64_t order_lots
+    cdef readonly int64_t order_price_ticks
+    cdef readonly bint order_reduce_only
+    cdef readonly int64_t order_seq
     cdef int64_t cid_seq
     cdef char cid_prefix[24]
     cdef int cid_prefix_len

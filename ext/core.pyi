@@ -47,6 +47,11 @@ class DecisionCore:
     entry_price: float
     bars_held: int
     order_len: int
+    order_side: int
+    order_lots: int
+    order_price_ticks: int
+    order_reduce_only: bool
+    order_seq: int
     msgs: int
     depth_msgs: int
     trade_msgs: int

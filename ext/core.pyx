@@ -549,6 +549,11 @@ cdef class DecisionCore:
         cdef Py_ssize_t m = 0
         cdef OrderBook book = self.book
         self.cid_seq += 1
+        self.order_side = side
+        self.order_lots = lots
+        self.order_price_ticks = price_ticks
+        self.order_reduce_only = reduce_only
+        self.order_seq = self.cid_seq
         m += _put(o + m, b"symbol=", 7)
         m += _put(o + m, self.sym, self.sym_len)
         if side > 0:

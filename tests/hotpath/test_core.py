@@ -14,7 +14,10 @@ from tests.conftest import DATA
 
 class Recording(DecisionCore):
     def on_order(self, n):
+        assert n == self.order_len
         self.sent.append(self.order_bytes())
+        self.fields.append((self.order_side, self.order_lots, self.order_price_ticks, self.order_reduce_only,
+                            self.order_seq))  # fmt: skip
         return 0
 
 
@@ -57,10 +60,14 @@ def test_book_matches_the_stream_processor(models, stream):
 def test_orders_are_well_formed_and_within_limits(models, stream):
     cap = 2_000.0
     core = _core(models, stream, cls=Recording, bar_every_msgs=30, max_notional=cap, max_order_lots=20)
-    core.sent = []
+    core.sent, core.fields = [], []
     core.replay(stream.buf, stream.offsets)
     orders = _orders(core)
     assert len(orders) == core.orders > 5
+    for o, (side, lots, ticks, ro, seq) in zip(orders, core.fields, strict=True):
+        assert (o["side"] == "BUY") == (side == 1) and round(float(o["quantity"]) / 0.001) == lots
+        assert round(float(o["price"]) / 0.1) == ticks and (o.get("reduceOnly") == "true") == ro
+        assert o["newClientOrderId"] == f"kz-{seq}"
     ids = [int(o["newClientOrderId"].split("-")[1]) for o in orders]
     assert ids == list(range(1, len(orders) + 1))
     pos = 0
@@ -87,7 +94,7 @@ def test_kill_switch_takes_no_new_risk(models, stream):
 
 def test_kill_switch_still_lets_a_position_close(models, stream):
     core = _core(models, stream, cls=Recording, bar_every_msgs=30)
-    core.sent = []
+    core.sent, core.fields = [], []
     core.set_position(50, 61_800.0)
     core.kill_switch = True
     core.replay(stream.buf, stream.offsets)
