@@ -59,3 +59,31 @@ def test_bar_close_and_order_path_allocates_nothing(models, stream):
     big, _ = count_allocations(lambda: core.replay(stream.buf, stream.offsets, None, 3300, 23300))
     assert core.bars_closed - b0 > 900 and core.orders - o0 > 5
     assert big == small, (small, big)
+
+
+def test_listener_path_allocates_nothing_per_frame(models, stream):
+    # picows hands the listener a WSFrame over its read buffer; here the frames are picows' own
+    # test frames built beforehand, and the loop calls the cpdef hook as picows' C code would
+    from picows import WSMsgType
+    from picows.picows import _make_test_ws_frame
+
+    from kaizen.ext.wsfeed import CoreListener
+
+    core = _core(models, stream)
+    listener = CoreListener(core)
+    frames = [_make_test_ws_frame(WSMsgType.TEXT, stream.frame(i), True, False) for i in range(25000)]
+    hook = listener.on_ws_frame
+
+    def feed(chunk):
+        def run():
+            for f in chunk:
+                hook(None, f)
+
+        return run
+
+    feed(frames[:3000])()
+    small, _ = count_allocations(feed(frames[3000:3500]))
+    big, _ = count_allocations(feed(frames[3500:]))
+    assert listener.frames == 25000 and core.counters()["errors"] == 0 and core.synced_book
+    assert core.depth_msgs > 1500
+    assert big == small, (small, big)
