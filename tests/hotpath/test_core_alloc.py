@@ -1,8 +1,7 @@
 """The hot path allocates no Python object per message (counted at CPython's allocators)."""
 
-from kaizen.ext.alloccount import count_allocations
-
 from kaizen.engine.hotpath import build_core
+from kaizen.ext.alloccount import count_allocations
 
 
 def _core(models, stream, **kw):
