@@ -5,6 +5,20 @@ benchmark and the hot-path tests use it): the regime detector, a three-base sign
 forest meta reading the bases' logits and the regime probabilities, and an exit model. `build_core`
 compiles them (kaizen.models.compile) and wires them into a DecisionCore. This module is set-up
 code: nothing here runs per message.
+
+Wiring it into the live process (not done here; kaizen/engine/runner.py and engine.py own it):
+- one DecisionCore per symbol, built from the champions the loop promotes (the CompiledEnsemble it
+  already compiles, the regime detector's Forest, the exit Forest); promotions go through
+  `core.swap_models(...)` from the loop, which runs between two frames;
+- the feed's per-route connections use `kaizen.ext.wsfeed.CoreListener(core)` instead of the
+  Python listener; on (re)connect or when `core.synced_book` turns false (a lost diff, counted in
+  `gaps`), fetch a REST snapshot and call `core.load_snapshot(...)` as MarketFeed does today;
+- orders: a DecisionCore subclass overrides `on_order(n)` to hand `order_bytes()` (or the
+  `order_*` fields) to the venue adapter (one Python call per order, none per frame); set
+  `paper_fill = False` and report fills with `core.on_fill(side, lots, price)`; the risk layer
+  sets `core.kill_switch`, and the limits are plain attributes (`max_notional`, ...);
+- bars close on event time when `bar_every_msgs` is 0 (the interval of the feature engine);
+- metrics: `core.counters()` and `core.stage_stamps()` after each frame.
 """
 
 from __future__ import annotations
