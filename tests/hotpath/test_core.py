@@ -181,3 +181,26 @@ def test_aggtrade_frames_fold_like_trades(models, stream):
     assert a.trade_msgs == b.trade_msgs > 1000
     assert a.counters() == b.counters() and a.position_lots == b.position_lots
     assert a.p_signal == b.p_signal
+
+
+def test_bars_close_on_event_time(models, stream):
+    # with bar_every_msgs = 0 a bar closes at the first frame whose event time passes its end: the
+    # recording ends just after 2024-08-09 00:00 UTC, the close of the 23:00 bar
+    import dataclasses
+    import re
+
+    m, c = models
+    m23 = dataclasses.replace(m, warm=m.warm[:-1])  # last warm bar 22:00: the stream fills 23:00
+    core = build_core(m23, c)
+    s = stream.snapshot
+    core.load_snapshot(s["bids"], s["asks"], s["lastUpdateId"])
+    end = 1723161600000
+    ev = [int(re.search(rb'"E":(\d+)', stream.frame(i)).group(1)) for i in range(len(stream))]
+    first = next(i for i, e in enumerate(ev) if e >= end)
+    core.replay(stream.buf, stream.offsets, None, 0, first)
+    assert core.bars_closed == 0
+    flags = core.on_bytes(stream.frame(first), 0)
+    assert flags & FLAGS["bar"] and core.bars_closed == 1
+    assert core.p_signal == core.p_signal and core.regime >= 0  # the decision ran
+    core.replay(stream.buf, stream.offsets, None, first + 1)
+    assert core.bars_closed == 1
