@@ -94,7 +94,8 @@ cdef int parse_fixed(const unsigned char* p, Py_ssize_t n, int dp, int64_t* out)
 
 
 cdef inline Py_ssize_t _ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    while i < n and (p[i] == 32 or p[i] == 9 or p[i] == 10 or p[i] == 13):
+    # one compare on the common path: every JSON whitespace byte is <= 32
+    while i < n and p[i] <= 32 and (p[i] == 32 or p[i] == 9 or p[i] == 10 or p[i] == 13):
         i += 1
     return i
 
@@ -114,10 +115,93 @@ cdef inline Py_ssize_t _str(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, 
     return i + 1
 
 
+cdef inline Py_ssize_t _qnum(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int dp, int64_t* out,
+                             int* err) noexcept nogil:
+    """At a '"': the quoted unsigned decimal scaled by 10**dp (digits past dp must be zeros), in
+    one pass with parse_fixed's rules; returns the index after the closing quote, or -1 with err.
+    Integer and fraction digits run in two tight loops (one predictable branch per byte)."""
+    cdef int64_t v = 0
+    cdef int k = 0
+    cdef Py_ssize_t start, nd
+    cdef unsigned char d
+    if i >= n or p[i] != 34:
+        err[0] = E_SYNTAX
+        return -1
+    i += 1
+    start = i
+    while i < n:
+        d = p[i] - 48
+        if d >= 10:
+            break
+        if v >= MAX_FIXED:
+            err[0] = E_RANGE
+            return -1
+        v = v * 10 + d
+        i += 1
+    nd = i - start
+    if i < n and p[i] == 46:
+        i += 1
+        start = i
+        while i < n:
+            d = p[i] - 48
+            if d >= 10:
+                break
+            if k < dp:
+                if v >= MAX_FIXED:
+                    err[0] = E_RANGE
+                    return -1
+                v = v * 10 + d
+                k += 1
+            elif d != 0:
+                err[0] = E_GRID
+                return -1
+            i += 1
+        nd += i - start
+    if i >= n:
+        err[0] = E_SYNTAX
+        return -1
+    if p[i] != 34:
+        # parse_fixed's verdict on a bad character, once the string is known to close
+        while i < n and p[i] != 34:
+            if p[i] == 92:
+                err[0] = E_SYNTAX
+                return -1
+            i += 1
+        err[0] = E_NUMBER if i < n else E_SYNTAX
+        return -1
+    if nd == 0:
+        err[0] = E_NUMBER
+        return -1
+    while k < dp:
+        if v >= MAX_FIXED:
+            err[0] = E_RANGE
+            return -1
+        v *= 10
+        k += 1
+    out[0] = v
+    return i + 1
+
+
 cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp, int64_t tick_units,
                              int qty_dp, int64_t lot_units, int64_t* ticks, int64_t* lots,
                              Py_ssize_t cap, int* err) noexcept nogil:
-    """Scan `[["p","q"],...]`; returns the level count, or -1 with err set."""
+    """Scan `[["p","q"],...]` (nothing but whitespace after it); returns the level count, or -1
+    with err set."""
+    cdef Py_ssize_t end = 0
+    cdef Py_ssize_t got = parse_levels_at(p, n, price_dp, tick_units, qty_dp, lot_units, ticks, lots,
+                                          cap, err, &end)
+    if got >= 0 and _ws(p, end, n) != n:
+        err[0] = E_SYNTAX
+        return -1
+    return got
+
+
+cdef Py_ssize_t parse_levels_at(const unsigned char* p, Py_ssize_t n, int price_dp, int64_t tick_units,
+                                int qty_dp, int64_t lot_units, int64_t* ticks, int64_t* lots,
+                                Py_ssize_t cap, int* err, Py_ssize_t* end) noexcept nogil:
+    """Scan the level array starting at p (whitespace first allowed) and stop after its closing
+    ']': `end` gets that index, so a caller decoding a whole message in place needs no second
+    pass to find the array's end. Returns the level count, or -1 with err set."""
     cdef Py_ssize_t i = _ws(p, 0, n), got = 0, s, e
     cdef int64_t v
     cdef int rc
@@ -127,7 +211,8 @@ cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp,
     i = _ws(p, i + 1, n)
     if i < n and p[i] == 93:
         err[0] = E_OK
-        return 0 if _ws(p, i + 1, n) == n else -1
+        end[0] = i + 1
+        return 0
     while True:
         if got >= cap:
             err[0] = E_TOO_MANY
@@ -135,32 +220,32 @@ cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp,
         if i >= n or p[i] != 91:
             return -1
         i = _ws(p, i + 1, n)
-        e = _str(p, i, n, &s)
+        e = _qnum(p, i, n, price_dp, &v, err)
         if e < 0:
             return -1
-        rc = parse_fixed(p + s, e - 1 - s, price_dp, &v)
-        if rc != E_OK:
-            err[0] = rc
+        if v == 0:
+            err[0] = E_RANGE
             return -1
-        if v == 0 or v % tick_units != 0:
-            err[0] = E_GRID if v != 0 else E_RANGE
-            return -1
-        ticks[got] = v // tick_units
+        if tick_units != 1:   # an integer division costs more than the rest of the level
+            if v % tick_units != 0:
+                err[0] = E_GRID
+                return -1
+            v = v // tick_units
+        ticks[got] = v
         i = _ws(p, e, n)
         if i >= n or p[i] != 44:
             return -1
         i = _ws(p, i + 1, n)
-        e = _str(p, i, n, &s)
+        e = _qnum(p, i, n, qty_dp, &v, err)
         if e < 0:
             return -1
-        rc = parse_fixed(p + s, e - 1 - s, qty_dp, &v)
-        if rc != E_OK:
-            err[0] = rc
-            return -1
-        if v % lot_units != 0:
-            err[0] = E_GRID
-            return -1
-        lots[got] = v // lot_units
+        if lot_units != 1:
+            if v % lot_units != 0:
+                err[0] = E_GRID
+                return -1
+            v = v // lot_units
+        lots[got] = v
+        err[0] = E_SYNTAX
         got += 1
         i = _ws(p, e, n)
         if i >= n or p[i] != 93:
@@ -170,9 +255,8 @@ cdef Py_ssize_t parse_levels(const unsigned char* p, Py_ssize_t n, int price_dp,
             i = _ws(p, i + 1, n)
             continue
         if i < n and p[i] == 93:
-            if _ws(p, i + 1, n) != n:
-                return -1
             err[0] = E_OK
+            end[0] = i + 1
             return got
         return -1
 
