@@ -11,7 +11,6 @@ for `[exit] model_dir`). The offline evaluator (kaizen.models.exit_eval) stays a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

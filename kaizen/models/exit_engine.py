@@ -3,12 +3,15 @@ same entries, net of fees, spread, slippage and funding from the in-process venu
 
 1. Walk-forward periods: [start, end) is cut into `[exit] folds` periods. At each period start S a
    DataView whose clock is S gives the only data the period's models may see:
-   - the signal ensemble is trained on the rolling window before S (`train_signal_model`, the
-     backtest's trainer, cached by data hash), with its out-of-fold probabilities (oof.npz);
+   - the signal ensemble is trained on all history before S (an expanding window: the exit model
+     needs the signal's trades on as much history as there is) with `train_signal_model`, the
+     backtest's trainer (cached by data hash), which keeps its out-of-fold probabilities (oof.npz);
    - those out-of-fold probabilities, calibrated walk-forward into an edge
      (kaizen.models.edge.walk_forward_edge), give the trades the signal would have opened on that
      history; their bars are the exit model's examples (kaizen.models.exit), fitted on rows whose
-     labels were known by S - embargo, its kind and margin chosen on an inner split of that span.
+     labels were known by S - embargo, its kind and margin chosen on an inner split of that span;
+     a period with too few such rows keeps the latest earlier period's exit model (said in the
+     detail), never a later one.
 2. Entries (`EntryGate`): the period's compiled ensemble (EnsembleStrategy) asked at every bar as
    if flat (its wanted side does not depend on the book), an entry at each onset of its side, taken
    only when no trade of that symbol can still be open under any rule (more than max_hold bars
@@ -69,6 +72,9 @@ class Period:
     train_rows: np.ndarray  # flat example rows every stage of the exit model fitted on
     ex: exit_model.ExitExamples  # the period's training examples (for the leakage checks)
     trades: int = 0  # signal trades on the training history
+    final_rows: np.ndarray | None = None  # the final stage's rows (labels per exit.label_end(ex, kind))
+    note: str = ""  # why this period has no exit model of its own
+    model_from: int = 0  # the period whose exit model serves this one (an earlier one when too few rows)
     _model: exit_model.ExitModel | None = None
 
     def exit_model(self, params: exit_model.ExitParams, costs: Costs, backend: str) -> exit_model.ExitModel:
@@ -142,29 +148,29 @@ def train_period(
 
     tick = progress or (lambda note: None)
     view = DataView(ds, now_ms=start)
-    window = int(cfg.backtest.train_window_days * DAY_MS)
-    sds = view.dataset(until_ms=start, since_ms=start - window)
+    sds = view.dataset(until_ms=start)  # all history known at the period's start (expanding window)
     mdir, info = train_signal_model(sds, cfg, costs, root / "models")
     tick(f"period {k}: signal model")
     markets = oof_markets(mdir, sds, cfg, costs)
-    trades = make_trades(markets, entry_sides(markets, costs, params.horizon_bars), costs, params.max_hold_bars)
-    if len(trades) < params.min_trades:
-        raise DataError(
-            f"period {k}: the signal's out-of-fold history before {_date(start)} has {len(trades)} trades "
-            f"(need {params.min_trades}) to train the exit model"
-        )
+    trades = make_trades(
+        markets, entry_sides(markets, costs, params.horizon_bars), costs, params.max_hold_bars
+    )
     ex = exit_model.build_examples(markets, trades, costs, params.horizon_bars)
     until = start - params.embargo_ms
+    data_end = int(max(d.klines.open_time[-1] for d in sds.symbols.values())) + markets[0].interval_ms
+    per = Period(k, start, end, mdir, info, data_end, until, exit_model.Selection(0.0), None, np.zeros(0, np.int64),
+                 ex, len(trades))  # fmt: skip
+    if len(trades) < params.min_trades:
+        per.note = f"{len(trades)} out-of-fold trades before {_date(start)} (need {params.min_trades})"
+        return per
     sel, fit = exit_model.fit_selected(ex, trades, params, until)
     if fit is None:
         n = len(exit_model.train_rows(ex, exit_model.target(ex, params.target_clip), until))
-        raise DataError(
-            f"period {k}: only {n} exit training rows before {_date(start)} (need {params.min_rows}); "
-            "start later or use more history"
-        )
+        per.note = f"{n} exit training rows before {_date(start)} (need {params.min_rows})"
+        return per
+    per.selection, per.booster, per.train_rows, per.final_rows = sel, fit.booster, fit.stage_rows, fit.rows
     tick(f"period {k}: exit model")
-    data_end = int(max(d.klines.open_time[-1] for d in sds.symbols.values())) + markets[0].interval_ms
-    return Period(k, start, end, mdir, info, data_end, until, sel, fit.booster, fit.stage_rows, ex, len(trades))
+    return per
 
 
 # ------------------------------------------------------------------------------- engine components
@@ -215,7 +221,9 @@ class EntryGate:
             self.entries.append((s, t, want))
             return tgt if tgt.exposure == want else msgspec.structs.replace(tgt, exposure=float(want))
         why = "entry_gap" if onset else tgt.reason
-        return Target(exposure=0.0, reason=why, value=tgt.value, edge=tgt.edge, model=tgt.model, role=tgt.role)
+        return Target(
+            exposure=0.0, reason=why, value=tgt.value, edge=tgt.edge, model=tgt.model, role=tgt.role
+        )
 
 
 class PeriodExit:
@@ -322,7 +330,9 @@ def eval_config(cfg: Config) -> Config:
     risk = msgspec.structs.replace(
         r, max_drawdown=1.0, daily_loss_limit=max(r.daily_loss_limit, 1e9), max_orders_per_minute=max(r.max_orders_per_minute, 1000),
     )  # fmt: skip
-    return msgspec.structs.replace(cfg, risk=risk, backtest=msgspec.structs.replace(cfg.backtest, flatten_at_end=True))
+    return msgspec.structs.replace(
+        cfg, risk=risk, backtest=msgspec.structs.replace(cfg.backtest, flatten_at_end=True)
+    )
 
 
 def run_rule(
@@ -415,10 +425,25 @@ def evaluate(
     tick = progress or (lambda note: None)
     cfg = eval_config(cfg)
     iv = params.interval_ms
-    periods = [
-        train_period(k, s, e, ds, cfg, costs, params, out, tick)
-        for k, s, e in periods_of(start_ms, end_ms, params.folds, iv)
-    ]
+    periods = []
+    for k, s, e in periods_of(start_ms, end_ms, params.folds, iv):
+        p = train_period(k, s, e, ds, cfg, costs, params, out, tick)
+        if p.booster is None:  # too little history for a model of its own: the latest earlier one serves
+            prev = next((q for q in reversed(periods) if q.booster is not None), None)
+            if prev is None:
+                raise DataError(
+                    f"period {k}: {p.note} to train the exit model; start later or use more history"
+                )
+            p.selection, p.booster, p.model_from = prev.selection, prev.booster, prev.model_from
+            p.train_rows, p.final_rows, p.exit_until, p.ex = (
+                prev.train_rows,
+                prev.final_rows,
+                prev.exit_until,
+                prev.ex,
+            )
+        else:
+            p.model_from = k
+        periods.append(p)
     starts = [p.start for p in periods]
     h, H = params.horizon_bars, params.max_hold_bars
     names = rules if rules is not None else baseline_names(h)
@@ -502,7 +527,8 @@ def evaluate(
             {"k": p.k, "start": _date(p.start), "end": _date(p.end), "signal_model": p.signal_info.get("version"),
              "signal_data_end": _date(p.signal_data_end), "exit_rows_known_by": _date(p.exit_until),
              "history_trades": p.trades, "exit_rows": int(len(p.train_rows)), "kind": p.selection.kind,
-             "margin": p.selection.margin, "inner_scores_bp": p.selection.scores, "note": p.selection.note}
+             "margin": p.selection.margin, "inner_scores_bp": p.selection.scores, "note": p.selection.note,
+             "exit_model_from_period": p.model_from, "why_not_own": p.note}
             for p in periods
         ],
         "runs": {n: {"seconds": r.seconds, "engine_errors": len(r.errors), "open_at_end": r.trades.open_at_end,
