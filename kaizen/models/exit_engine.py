@@ -522,6 +522,8 @@ def evaluate(
             n: (rr["net_per_trade_bps"] / o if o > 0 else math.nan) for n, rr in table_rules.items() if n != ORACLE
         },
         "oracle_trades": int(len(orow)),
+        # the entries every rule took: (symbol, entry fill time ms, side), from the venue's fills
+        "entry_fills": [list(x) for x in ref_in],
         "accounting_parity_median_abs_bps": parity,
         "periods": [
             {"k": p.k, "start": _date(p.start), "end": _date(p.end), "signal_model": p.signal_info.get("version"),
