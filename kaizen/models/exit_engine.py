@@ -496,6 +496,13 @@ def evaluate(
         table_rules[ORACLE] = rule_metrics(onet, (best + 1).astype(np.float64), daily[ORACLE])
     else:
         table_rules[ORACLE] = rule_metrics(np.zeros(0), np.zeros(0), np.zeros(1))
+    by_period: dict[str, list[float]] = {}
+    for name, r in runs.items():  # net bp per trade of each rule in each period (entry time)
+        k = np.searchsorted(np.array(starts), r.trades.t_in, "right") - 1
+        by_period[name] = [float(r.trades.net[k == i].mean() * 1e4) if (k == i).any() else 0.0
+                           for i in range(len(periods))]  # fmt: skip
+    by_period["trades"] = [int((np.searchsorted(np.array(starts), ref.trades.t_in, "right") - 1 == i).sum())
+                           for i in range(len(periods))]  # fmt: skip
     trial_names = list(runs)
     n_trials = len(trial_names) - 1 + params.n_candidates
     trial_srs = np.array([sharpe(daily[n]) for n in trial_names])
@@ -522,6 +529,7 @@ def evaluate(
             n: (rr["net_per_trade_bps"] / o if o > 0 else math.nan) for n, rr in table_rules.items() if n != ORACLE
         },
         "oracle_trades": int(len(orow)),
+        "net_per_trade_bps_by_period": by_period,
         # the entries every rule took: (symbol, entry fill time ms, side), from the venue's fills
         "entry_fills": [list(x) for x in ref_in],
         "accounting_parity_median_abs_bps": parity,
