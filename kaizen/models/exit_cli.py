@@ -120,6 +120,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_table(res.table))
     print(verdict(res.table))
     d = res.detail
+    per = d["net_per_trade_bps_by_period"]
+    print(
+        "trades per period: "
+        + ", ".join(f"{q['start']} {n}" for q, n in zip(d["periods"], per["trades"], strict=True))
+        + f"; learned vs {res.table['best_baseline']} by period (bp/trade): "
+        + ", ".join(
+            f"{a:.1f}/{b:.1f}" if n else "-"
+            for a, b, n in zip(per["learned"], per[res.table["best_baseline"]], per["trades"], strict=True)
+        )
+    )
     print(
         f"engine path: {d['trades']} trades (the same entries for every rule: {d['same_entry_fills']}) "
         f"{d['start']}..{d['end']} in {len(res.periods)} walk-forward periods, {d['trials']} trials; "
