@@ -15,7 +15,9 @@ Timed with the same harness for both (Forest.latency_ns: clock_gettime around th
 predict_ptr call, cycling over prepared float32 rows; median and p99 over reps x rows):
   exit: one evaluation of one open position = one call of the exit forest;
   signal: one prediction = the 6 base forests on their surface's columns + the meta forest on
-          their logits (sum of the per-forest medians).
+          their logits (sum of the per-forest medians; a logistic meta, when chosen, is left out).
+The engine's own calls, each one Python call into C: Forest.predict_row (the exit model, per open
+position) against CompiledEnsemble.predict (the signal, per feature vector).
 Python-level rows add the Python calls the engine makes today: LearnedExit.on_bar(ctx) (fills the
 row from the BarContext, predicts, decides) against Ensemble.predict(feature vector).
 Verdict: the exit model must cost no more than the signal predictor per evaluation, so running it
@@ -128,7 +130,9 @@ def main() -> int:
         sig_parts[s] = ens._boosters[s].latency_ns(xs, reps)
         logits.append(ens._boosters[s].predict(xs))
     xl = np.ascontiguousarray(ensemble._logit(np.column_stack(logits)), np.float32)
-    sig_parts["meta"] = ens._boosters["meta"].latency_ns(xl, reps)
+    meta = ens._boosters["meta"]
+    if hasattr(meta, "latency_ns"):  # a forest meta; a logistic meta is a dot product of a few terms
+        sig_parts["meta"] = meta.latency_ns(xl, reps)
     sig_med = sum(float(np.median(v)) for v in sig_parts.values())
     sig_p99 = sum(float(np.percentile(v, 99)) for v in sig_parts.values())
 
@@ -155,9 +159,22 @@ def main() -> int:
     def predict(i: int) -> None:
         ens.predict(feats[i % n_rows])
 
-    on_bar(0), predict(0)
+    # the calls the engine makes per decision: CompiledEnsemble.predict (the signal, one C call per
+    # feature vector) and Forest.predict_row (the exit model, one C call per open position)
+    comp = ens.compiled()
+    row_fn = xm.forest.predict_row
+
+    def sig_call(i: int) -> None:
+        comp.predict(feats[i % n_rows])
+
+    def exit_call(i: int) -> None:
+        row_fn(x_exit[i % n_rows])
+
+    on_bar(0), predict(0), sig_call(0), exit_call(0)
     py_exit = _py_ns(on_bar, n_py)
     py_sig = _py_ns(predict, max(n_py // 10, 500))
+    call_exit = _py_ns(exit_call, n_py)
+    call_sig = _py_ns(sig_call, n_py)
 
     print(
         f"data: {source}; {len(trades)} signal trades, {len(rows)} exit training rows; trained in {train_s:.0f}s"
@@ -177,7 +194,12 @@ def main() -> int:
     for s, v in sig_parts.items():
         m, p = _stats(v)
         print(f"{'  signal part: ' + s:58s} {m:10.0f} {p:10.0f}")
-    print(f"{'signal: 6 bases + meta, compiled (sum of parts)':58s} {sig_med:10.0f} {sig_p99:10.0f}")
+    what = "6 bases + meta" if "meta" in sig_parts else f"{len(ens.bases)} bases (+ logistic meta)"
+    print(f"{'signal: ' + what + ', compiled (sum of parts)':58s} {sig_med:10.0f} {sig_p99:10.0f}")
+    cm, cp = _stats(call_exit)
+    print(f"{'exit: Forest.predict_row(row), one Python call':58s} {cm:10.0f} {cp:10.0f}")
+    gm, gp = _stats(call_sig)
+    print(f"{'signal: CompiledEnsemble.predict(vector), one Python call':58s} {gm:10.0f} {gp:10.0f}")
     pm, pp = _stats(py_exit)
     print(f"{'exit: LearnedExit.on_bar(ctx) from Python':58s} {pm:10.0f} {pp:10.0f}")
     sm, sp = _stats(py_sig)
@@ -187,6 +209,7 @@ def main() -> int:
     print(
         f"verdict: exit model {em:.0f} ns per open position = {em / sig_med:.0%} of the signal predictor's "
         f"{sig_med:.0f} ns (compiled, same harness) -> {'PASS' if ok else 'FAIL'} (target: <= the signal predictor); "
+        f"engine calls: Forest.predict_row {cm:.0f} ns vs CompiledEnsemble.predict {gm:.0f} ns; "
         f"through Python: on_bar {pm / 1e3:.1f} us vs Ensemble.predict {sm / 1e3:.1f} us"
     )
     tmp.cleanup()

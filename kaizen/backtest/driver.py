@@ -68,6 +68,9 @@ class Result:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     bar_decisions: int = 0
+    # the venue's own logs (Exchange.trade_log / funding_log): per-trade accounting (kaizen exit eval)
+    trade_log: list[dict] = field(default_factory=list)
+    funding_log: list[dict] = field(default_factory=list)
 
 
 def costs_of(cfg: Config) -> Costs:
@@ -85,13 +88,15 @@ def run_job(
     progress: Callable[[int, int], None] | None = None,
     ds: Dataset | None = None,
     strategy_factory: Callable[[DataView], Any] | None = None,
+    exit_rule: Any = None,
 ) -> Result:
     """Run one strategy to the end (blocking); `progress(done, total)` is called now and then.
     `ds` replaces loading `job.data_dir`; `strategy_factory(view)` replaces `job.kind` (tests,
-    research: any object with the Strategy protocol)."""
+    research: any object with the Strategy protocol); `exit_rule` replaces the one `[exit] rule`
+    names (kaizen exit eval: a rule object per walk-forward period)."""
     import uvloop
 
-    return uvloop.run(_drive(job, progress, ds, strategy_factory))
+    return uvloop.run(_drive(job, progress, ds, strategy_factory, exit_rule))
 
 
 async def _drive(
@@ -99,6 +104,7 @@ async def _drive(
     progress: Callable[[int, int], None] | None,
     ds: Dataset | None,
     strategy_factory: Callable[[DataView], Any] | None = None,
+    exit_rule: Any = None,
 ) -> Result:
     from kaizen.engine.engine import Engine
     from kaizen.lineage.writer import LineageWriter
@@ -157,6 +163,7 @@ async def _drive(
         job.config_hash,
         state_path=None,
         strategy=strategy,
+        exit_rule=exit_rule,
         clock_ns=lambda: view.now_ms * MS_NS,
         interval_ms=iv,
         capital=capital,
@@ -212,6 +219,7 @@ async def _drive(
         use_clock(None)
     res.errors = list(engine.errors)
     res.bar_decisions = engine.decisions
+    res.trade_log, res.funding_log = list(venue.ex.trade_log), list(venue.ex.funding_log)
     res.summary = _summary(job, venue, res, engine, summary)
     if loop is not None:
         res.summary.update({k: float(v) for k, v in loop.counts.items()})

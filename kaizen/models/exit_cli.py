@@ -1,19 +1,16 @@
-"""`kaizen exit eval`: the exit-rule table (learned exit vs baselines vs the hindsight oracle).
+"""`kaizen exit eval`: the exit-rule table (learned exit vs baselines vs the hindsight oracle),
+run through the backtest engine (kaizen.models.exit_engine): walk-forward periods, the same entries
+for every rule, one backtest per rule with the rule as the engine's exit layer, trades and net PnL
+from the in-process venue's accounting.
 
-OFFLINE PATH: until the backtest engine runs exit rules (`[exit] rule` as a config choice), this
-command runs kaizen.models.exit_eval — the same rules through their `on_bar` on the same simulated
-trades, honest fills (next open + half spread + slippage, taker fees, funding at the real
-settlement times). The engine path must later agree with it on the same entries.
-
-Writes OUT/exits.json (the fixed shape), OUT/exits_detail.json (folds, chosen margins, oracle
-shares, checks) and OUT/exit_model/ (the learned exit refitted on every trade, for `[exit]
-model_dir`).
+Writes OUT/exits.json (the fixed shape), OUT/exits_detail.json (periods, chosen margins, oracle
+shares, same-entries and accounting checks) and OUT/exit_model/ (the last period's learned exit,
+for `[exit] model_dir`). The offline evaluator (kaizen.models.exit_eval) stays as a research tool.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,11 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = p.add_subparsers(dest="exit_command", metavar="ACTION")
     e = esub.add_parser(
         "eval",
-        help="walk-forward table of every exit rule on the signal's trades (offline evaluator)",
-        description="Train the signal ensemble and the exit model walk-forward, run every exit rule "
-        "(learned, baselines, hindsight oracle) on the same out-of-sample trades with honest fills, "
-        "print the table and write OUT/exits.json. Offline path: the backtest engine will run the "
-        "same rules through [exit] rule.",
+        help="walk-forward table of every exit rule, each a backtest through the engine on the same entries",
+        description="Per walk-forward period, train the signal ensemble and the exit model on the data "
+        "before it; run one backtest per exit rule (learned, baselines) through the engine on the same "
+        "entries, net of fees, spread, slippage and funding from the venue's accounting; report the "
+        "hindsight oracle on those entries; print the table and write OUT/exits.json.",
     )
     e.add_argument("--data", required=True, help="data directory laid out like Binance's archive")
     e.add_argument("--config", help="TOML config (symbols, [models], [fees], [exit])")
@@ -47,14 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from kaizen import config as kconfig
-    from kaizen.engine.strategy import Costs
+    from kaizen.backtest.driver import costs_of
     from kaizen.market.data import interval_ms, load_dataset, parse_date_ms
-    from kaizen.models import ensemble
     from kaizen.models import exit as exit_model
-    from kaizen.models.edge import entry_side
-    from kaizen.models.exit_eval import evaluate, format_table, signal_history, verdict
-    from kaizen.models.trades import make_trades
+    from kaizen.models.exit_engine import dump, evaluate
+    from kaizen.models.exit_eval import format_table, verdict
+    from kaizen.models.exit_rules import baseline_names
     from kaizen.progress import Progress
+    from kaizen.venue.sim.spec import SPECS
 
     cfg = kconfig.load(args.config) if args.config else kconfig.Config()
     mc, xc = cfg.models, cfg.exit
@@ -78,84 +75,65 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ]
         if not symbols:
             raise DataError(f"{data}: no futures/um/klines/SYMBOL/{mc.interval}/ folders")
+    unknown = [s for s in symbols if s not in SPECS]
+    if unknown:
+        raise ConfigError(f"{src}: symbols {unknown} have no venue spec")
     t0 = time.monotonic()
-    # every bar before --end: the signal and exit models train walk-forward on the history
+    # every bar before --end; each period's models see only what a DataView at its start lets through
     ds = load_dataset(data, symbols, mc.interval, None, end)
     for line in ds.report:
         print(f"data: {line}", file=sys.stderr)
-    costs = Costs(taker_fee=cfg.fees.taker, maker_fee=cfg.fees.maker)
-    tp = ensemble.TrainParams(
-        folds=mc.folds, embargo_bars=mc.embargo_bars, horizon_bars=mc.horizon_bars, interval_ms=iv,
-        trees=mc.trees, max_depth=mc.max_depth, learning_rate=mc.learning_rate, meta_trees=mc.meta_trees,
-        threads=mc.threads,
+    symbols = [s for s in symbols if s in ds.symbols]
+    first = int(min(d.klines.open_time[0] for d in ds.symbols.values()))
+    last = int(max(d.klines.open_time[-1] for d in ds.symbols.values())) + iv
+    end_ms = end if end is not None else last
+    if start is None:  # after one training window of history
+        start = first + int(cfg.backtest.train_window_days * 86_400_000)
+        start += -start % 86_400_000
+    if start >= end_ms:
+        raise DataError(f"{data}: no data after --start (the last bar closes {last})")
+    costs = costs_of(cfg)
+    params = exit_model.ExitParams(
+        horizon_bars=mc.horizon_bars, max_hold_bars=xc.max_hold_bars, folds=xc.folds,
+        embargo_bars=xc.embargo_bars, interval_ms=iv, trees=xc.trees, max_depth=xc.max_depth,
+        learning_rate=xc.learning_rate, threads=mc.threads, hard_stop_vol=xc.hard_stop_vol,
     )  # fmt: skip
-    groups = 1 if mc.pooled else len(ds.symbols)
-    steps = groups * ensemble.n_steps(tp, 6) + 1 + xc.folds * 2 + 3
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = 2 * xc.folds + len(baseline_names(mc.horizon_bars)) + 1
     bar = Progress(steps, label="exit eval")
     try:
-        hist = signal_history(
-            data, ds, mc.horizon_bars, costs, tp, leader=mc.leader, pooled=mc.pooled,
-            edge_refit_days=xc.edge_refit_days, progress=lambda note: bar.advance(1, note),
-        )  # fmt: skip
-        markets = hist.markets
-        hold_hours = mc.horizon_bars * iv / 3_600_000
-        sides = [entry_side(m.edge, costs, m.funding_rate, hold_hours)[0] for m in markets]
-        trades = make_trades(markets, sides, costs, xc.max_hold_bars, None, end)
-        if len(trades) == 0:
-            raise DataError("the signal opened no trades on this data (its edge never cleared the costs)")
-        last = int(max(m.close_time[-1] for m in markets))
-        end_ms = end if end is not None else last
-        if start is None:  # the last two thirds of the span with trades
-            t_first = int(trades.t_entry.min())
-            start = t_first + (end_ms - t_first) // 3
-            start -= start % 86_400_000
-        params = exit_model.ExitParams(
-            horizon_bars=mc.horizon_bars, max_hold_bars=xc.max_hold_bars, folds=xc.folds,
-            embargo_bars=xc.embargo_bars, interval_ms=iv, trees=xc.trees, max_depth=xc.max_depth,
-            learning_rate=xc.learning_rate, threads=mc.threads, hard_stop_vol=xc.hard_stop_vol,
-        )  # fmt: skip
-        n_test = int(((trades.t_entry >= start) & (trades.t_entry < end_ms)).sum())
-        if n_test == 0:
-            raise DataError("no trades in the out-of-sample span: the signal never cleared the costs there")
         res = evaluate(
-            markets, trades, costs, params, start, end_ms, backend=args.backend,
-            progress=lambda note: bar.advance(1, note),
+            ds, cfg, costs, params, symbols, start, end_ms, out, backend=args.backend,
+            progress=lambda note: bar.advance(1, note), data_dir=str(data),
         )  # fmt: skip
-        # the model to deploy: refitted on every row known by the end, its margin chosen the same way
-        sel, fit = exit_model.fit_selected(res.ex, trades, params, end_ms)
-        if fit is None:
-            raise DataError("too few exit training rows to fit the model to deploy")
-        booster, rows = fit.booster, fit.rows
-        info = {
-            "data": {"dir": str(data), "symbols": list(ds.symbols), "interval": mc.interval,
-                     "end": res.detail["end"], "trades": int(len(trades)), "rows": int(len(rows))},
-            "signal": {"horizon_bars": mc.horizon_bars, "folds": mc.folds, "pooled": mc.pooled,
-                       "edge_refit_days": xc.edge_refit_days, "oof_rows": hist.oof_rows},
-        }  # fmt: skip
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        version = exit_model.save(
-            booster, out / "exit_model", exit_model.manifest_for(params, sel, costs, info)
-        )
-        bar.advance(1, "final exit model")
     finally:
         bar.close()
-    res.detail["deployed_model"] = {
-        "dir": str(out / "exit_model"),
-        "version": version[:16],
-        "kind": sel.kind,
-        "margin": sel.margin,
-    }
-    res.detail["trades_before_start"] = int((trades.t_entry < start).sum())
-    res.detail["offline_path"] = True
-    (out / "exits.json").write_text(json.dumps(_clean(res.table), indent=2, allow_nan=False))
-    (out / "exits_detail.json").write_text(json.dumps(_clean(res.detail), indent=2, allow_nan=False))
+    p = res.periods[-1]
+    man = exit_model.manifest_for(params, p.selection, costs, {"period": p.k, "trained_until": p.exit_until})
+    version = exit_model.save(p.booster, out / "exit_model", man)
+    res.detail["deployed_model"] = {"dir": str(out / "exit_model"), "version": version[:16],
+                                    "kind": p.selection.kind, "margin": p.selection.margin}  # fmt: skip
+    res.detail["seconds"] = time.monotonic() - t0
+    dump(out / "exits.json", res.table)
+    dump(out / "exits_detail.json", res.detail)
     print(format_table(res.table))
     print(verdict(res.table))
+    d = res.detail
+    per = d["net_per_trade_bps_by_period"]
     print(
-        f"offline evaluator (kaizen.models.exit_eval): {res.detail['trades']} trades "
-        f"{res.detail['start']}..{res.detail['end']}, {res.detail['trials']} trials; "
-        f"exit model {out / 'exit_model'} ({version[:16]}); {out / 'exits.json'}; {time.monotonic() - t0:.1f}s"
+        "trades per period: "
+        + ", ".join(f"{q['start']} {n}" for q, n in zip(d["periods"], per["trades"], strict=True))
+        + f"; learned vs {res.table['best_baseline']} by period (bp/trade): "
+        + ", ".join(
+            f"{a:.1f}/{b:.1f}" if n else "-"
+            for a, b, n in zip(per["learned"], per[res.table["best_baseline"]], per["trades"], strict=True)
+        )
+    )
+    print(
+        f"engine path: {d['trades']} trades (the same entries for every rule: {d['same_entry_fills']}) "
+        f"{d['start']}..{d['end']} in {len(res.periods)} walk-forward periods, {d['trials']} trials; "
+        f"{out / 'exits.json'}; {time.monotonic() - t0:.1f}s"
     )
     return 0
 

@@ -1,7 +1,9 @@
 """Offline exit evaluation: every exit rule run on the same simulated trades, honest fills.
 
-This is the OFFLINE reference path (`kaizen exit eval` runs it until the backtest engine runs the
-exit rules itself; the engine's numbers must then agree with these on the same entries):
+The OFFLINE reference path. `kaizen exit eval` runs through the backtest engine
+(kaizen.models.exit_engine); this evaluator stays for research and for the synthetic recovery
+tests, and its accounting (kaizen.models.trades.value_matrix) is what the engine path's venue
+accounting is checked against trade by trade (`accounting_parity_median_abs_bps`):
   1. the signal: the ensemble is trained walk-forward (kaizen.models.ensemble.train) and only its
      out-of-fold meta probabilities are used; the edge calibration (kaizen.models.edge) is refitted
      every `edge_refit_days` on the out-of-fold rows whose labels were known by then (purged);

@@ -82,7 +82,9 @@ def test_calibration_recovers_slope_and_zero():
     # the slope is recovered; the zero is the mean probability, not where the sample's mean return
     # (its drift, here -0.02 * 0.02) would put it: the drift is not an edge (kaizen/models/edge.py)
     assert cal.b == pytest.approx(0.02, rel=0.03) and cal.p_bar == pytest.approx(np.nanmean(p), abs=1e-12)
-    assert cal.edge(cal.p_bar) == 0.0 and cal.edge(0.6) == pytest.approx(0.02 * (0.6 - np.nanmean(p)), rel=0.03)
+    assert cal.edge(cal.p_bar) == 0.0 and cal.edge(0.6) == pytest.approx(
+        0.02 * (0.6 - np.nanmean(p)), rel=0.03
+    )
     assert fit_edge_calibration(p, -r).b == 0.0  # anti-predictive: never trade
     assert fit_edge_calibration(np.full(50, 0.5), r[:50]).b == 0.0
 
