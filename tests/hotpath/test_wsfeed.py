@@ -4,10 +4,10 @@ exactly where a replay of the same frames from memory ends."""
 
 import asyncio
 
-from kaizen.ext.wsfeed import CoreListener
 from picows import WSListener, WSMsgType, ws_connect, ws_create_server
 
 from kaizen.engine.hotpath import build_core
+from kaizen.ext.wsfeed import CoreListener
 
 N = 6000
 
