@@ -190,7 +190,9 @@ class LoopConfig(_Section):
 
     # Schedule. `retrain_every` is a duration ("1d", "12h", "90m"); `shadow_days` the shadow period
     # before the gate decides. The *_hours keys are the older spelling of the same two settings:
-    # give one of each pair, not both (unset, the defaults are one day and three days).
+    # give one of each pair, not both (unset, the defaults are one day and seven days: a week of
+    # shadow is ~670 paired decisions on four symbols' hourly bars, where the gate's power to see a
+    # real edge starts (bench/gate_power.py); three days gave it a coin's chance).
     retrain_every: str | None = None
     retrain_every_hours: Hours | None = None
     shadow_days: Annotated[float, Meta(gt=0, description="days")] | None = None
@@ -227,7 +229,7 @@ class LoopConfig(_Section):
     def shadow_s(self) -> float:
         if self.shadow_days is not None:
             return self.shadow_days * 86400.0
-        return self.shadow_hours * 3600.0 if self.shadow_hours is not None else 3 * 86400.0
+        return self.shadow_hours * 3600.0 if self.shadow_hours is not None else 7 * 86400.0
 
 
 class LineageConfig(_Section):

@@ -35,7 +35,7 @@ def test_missing_file(tmp_path):
 
 def test_loop_section_keys_and_defaults():
     loop = config.loads(b"").loop
-    assert loop.retrain_every_s == 86400 and loop.shadow_s == 3 * 86400
+    assert loop.retrain_every_s == 86400 and loop.shadow_s == 7 * 86400
     assert loop.executor == "local" and loop.gate_alpha == 0.05 and loop.gate_test == "both"
     assert loop.drift_arl0 == 20_000 and loop.drift_threshold is None
     loop = config.loads(
