@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 
@@ -27,14 +26,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--json", action="store_true", help="print the raw JSON")
     st.set_defaults(func=_status)
 
-    d = sub.add_parser("demo", help="simulator + engine + report, bounded in time (paper trading)")
-    d.add_argument("--duration", type=float, default=90.0, help="wall-clock seconds of trading (default 90)")
+    d = sub.add_parser(
+        "demo",
+        help="train a model on the simulator's market, paper-trade it with the improvement loop, "
+        "report it against buy-and-hold (about 2.5 minutes)",
+    )
+    d.add_argument(
+        "--duration", type=float, default=135.0, help="wall-clock seconds of trading (default 135)"
+    )
     d.add_argument(
         "--speed", type=float, default=600.0, help="simulated seconds per wall second (default 600)"
     )
-    d.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
+    d.add_argument("--seed", type=int, default=7, help="seed of the simulator's market (default 7)")
+    d.add_argument(
+        "--break-hour", type=float, default=10.0,
+        help="sim hours after the start when the planted signal breaks (default 10; 0: no break)",
+    )  # fmt: skip
+    d.add_argument(
+        "--history-days", type=float, default=10.0, help="days of generated training history (default 10)"
+    )
     d.add_argument("--out", default=None, help="run directory (default runs/demo-<time>)")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--no-progress", action="store_true", help="no periodic status lines")
     d.set_defaults(func=_demo)
 
 
@@ -67,29 +79,16 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import msgspec
-
-    from kaizen import config
-    from kaizen.engine.runner import run
+    from kaizen.engine.demo import DemoParams, run_demo
     from kaizen.errors import KaizenError
 
-    if args.duration <= 0 or args.speed <= 0:
-        raise KaizenError("--duration and --speed must be > 0")
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    cfg = config.Config(symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"])
-    cfg = msgspec.structs.replace(
-        cfg,
-        sim=msgspec.structs.replace(cfg.sim, seed=args.seed, speed=args.speed),
-        lineage=msgspec.structs.replace(cfg.lineage, dir=str(out / "lineage")),
-        engine=msgspec.structs.replace(cfg.engine, duration_s=args.duration),
-    )
-    print(
-        f"kaizen demo: paper trading {', '.join(cfg.symbols)} on the embedded simulator "
-        f"(seed {args.seed}, {args.speed:g}x) for {args.duration:g} s"
-    )
-    result = run(cfg, show_progress=not args.no_progress)
-    _print_result(result)
-    return 0
+    if args.duration <= 0 or args.speed <= 0 or args.history_days <= 0 or args.break_hour < 0:
+        raise KaizenError("--duration, --speed and --history-days must be > 0, --break-hour >= 0")
+    p = DemoParams(duration_s=args.duration, speed=args.speed, seed=args.seed, history_days=args.history_days,
+                   break_hour=args.break_hour, progress=not args.no_progress)  # fmt: skip
+    if args.out:
+        p.out = Path(args.out)
+    return run_demo(p)
 
 
 def _print_result(result) -> None:

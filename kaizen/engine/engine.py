@@ -91,6 +91,7 @@ class Engine:
         costs: Costs | None = None,
         run_id: str | None = None,
         mode: str | None = None,
+        on_bar_closed: Any = None,
     ) -> None:
         from kaizen.engine.strategies import make_strategy
 
@@ -152,6 +153,9 @@ class Engine:
         self.errors: list[str] = []
         self.feature_set = _feature_set()
         self._names_logged = False
+        # optional observer of each decided bar (bar, mark or nan, settled funding rate), called
+        # before the strategy decides: live history for a strategy that retrains (kaizen demo)
+        self.on_bar_closed = on_bar_closed
 
     # ---- lifecycle -------------------------------------------------------------------------------
     async def start(self, live: bool = True) -> None:
@@ -363,6 +367,8 @@ class Engine:
             mark=mark,
         )
         append(brec)
+        if self.on_bar_closed is not None:
+            self.on_bar_closed(bar, mark, self.settled_rate[symbol])
         if self._stopping or self.router is None:
             return
         feats = ctx.features

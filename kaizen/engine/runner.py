@@ -60,6 +60,7 @@ class SimProcess:
         port: int = 0,
         log_path: Path | None = None,
         balance: float = 10_000.0,
+        extra_args: tuple[str, ...] = (),
     ):
         cmd = [
             sys.executable,
@@ -76,6 +77,7 @@ class SimProcess:
             str(speed),
             "--balance",
             str(balance),
+            *extra_args,
         ]
         env = dict(os.environ, KAIZEN_SIM_API_KEY=api_key, KAIZEN_SIM_API_SECRET=api_secret)
         root = str(Path(__file__).resolve().parents[2])

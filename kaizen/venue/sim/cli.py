@@ -15,10 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--market",
         default=None,
-        choices=("demo", "synth"),
+        choices=("demo", "synth", "showcase"),
         help="synthetic market model: 'demo' (the default; regimes every ~4 h of sim time, no planted signal) or "
         "'synth' (the planted market of `kaizen data synth`: multi-day regimes, regime-dependent signal; "
-        "the default with --break-day)",
+        "the default with --break-day), or 'showcase' (`kaizen demo`'s market: regimes every few sim hours, "
+        "a strong momentum signal that turns to reversion at --break-day)",
     )
     p.add_argument(
         "--break-day",

@@ -167,14 +167,51 @@ class MarketModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         )
 
     @classmethod
+    def showcase(cls, break_h: float | None = None) -> MarketModel:
+        """`kaizen demo`'s market: the synth structure compressed into hours so a few wall minutes
+        at 600x hold several regimes and a break. Regimes flip every few sim hours; the planted
+        signal is strong (0.6 sigma per hour per unit of the signal, clipped at 2, 1 h time constant) so a 1 h hold
+        beats a taker round trip, momentum in every regime before the break and reversion after
+        it (a break a model trained before it must fail on, visibly)."""
+        return cls(
+            name="showcase",
+            regime=RegimeParams(
+                vol_low=0.6,
+                vol_high=1.5,
+                trend_drift=0.05,
+                range_half_life_h=2.0,
+                fast_gain_trend=0.0,
+                fast_gain_range=0.0,
+                fast_tau_min=5.0,
+                premium_tilt=0.0002,
+                vol_dwell_h=6.0,
+                trend_dwell_h=8.0,
+                follow=0.85,
+                own_dwell_h=48.0,
+                rejoin_h=4.0,
+                return_corr=0.6,
+            ),  # fmt: skip
+            signal=SignalParams(
+                strength=0.6,
+                tau_h=1.0,
+                clip=2.0,
+                before=("momentum",) * 4,
+                after=("reversion",) * 4,
+            ),
+            break_h=break_h,
+        )
+
+    @classmethod
     def preset(cls, name: str, break_day: float | None = None) -> MarketModel:
+        if name == "showcase":
+            return cls.showcase(None if break_day is None else 24.0 * break_day)
         if name == "demo":
             if break_day is not None:
                 raise ConfigError("the demo market has no planted signal to break; use --market synth")
             return cls.demo()
         if name == "synth":
             return cls.synth(break_day)
-        raise ConfigError(f"unknown market model {name!r} (known: demo, synth)")
+        raise ConfigError(f"unknown market model {name!r} (known: demo, synth, showcase)")
 
     def validate(self) -> MarketModel:
         r, s = self.regime, self.signal
