@@ -91,7 +91,7 @@ def demo_config(p: DemoParams) -> Config:
             retrain_every=p.retrain_every,
             shadow_hours=p.shadow_hours,
             gate_min_decisions=60,  # 2 sim hours x 4 symbols = 96 paired decisions
-            drift_warmup=48,
+            drift_warmup=200,  # 50 bars x 4 symbols: the monitor's reference before it watches
             drift_arl0=2_000.0,
             executor_workers=1,
         ),
@@ -120,6 +120,18 @@ class DemoStrategy:
             return Target(exposure=0.0, reason=f"feature_warmup:{t.reason}", value=t.value, edge=t.edge,
                           model=t.model, role=t.role, records=t.records)  # fmt: skip
         return t
+
+
+def hit_pair(p: Any, y: Any) -> tuple[Any, Any]:
+    """The demo's drift channel: the hit rate. Expected: the probability of the side the model leans
+    to (max(p, 1 - p)); realized: 1 when that side's outcome came (y for a long lean, 1 - y for a
+    short one). A model whose signal flips sign stays calibrated on average (its errors cancel
+    across both sides) but its hit rate falls: this is the shift the break plants."""
+    import numpy as np
+
+    q = np.maximum(p, 1.0 - p)
+    h = np.where(np.asarray(p) >= 0.5, y, 1.0 - np.asarray(y))
+    return q, h
 
 
 class EventTap:
@@ -270,6 +282,7 @@ def run_demo(p: DemoParams) -> int:
         return engine_box[0].now_ns() if engine_box else START_EPOCH_MS * 1_000_000
 
     loop = ImprovementLoop(cfg, p.out / "loop", tap, costs, iv, now_ns=now_ns, train=train, blocking=False)
+    loop.drift_pair = hit_pair  # the demo watches the hit rate (see hit_pair)
     try:
         loop._registered(mdir, info, START_EPOCH_MS)  # register it (a Retrain record) ...
         v0 = loop.candidate.version

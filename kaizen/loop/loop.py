@@ -247,7 +247,8 @@ class ImprovementLoop:
         lc = self.lc
         if self.thresholds is None and lc.drift_threshold is None:
             oof = np.load(self._dir(version) / "oof.npz")
-            resid = (oof["y"] - oof["p"])[np.argsort(oof["t"], kind="stable")]
+            exp_, real_ = self.drift_pair(oof["p"], oof["y"])
+            resid = (real_ - exp_)[np.argsort(oof["t"], kind="stable")]
             mon, cals = DriftMonitor.calibrated(
                 ROLE, {"calibration": resid}, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup,
                 clip=lc.drift_clip, streams=300, model=version,
@@ -299,7 +300,8 @@ class ImprovementLoop:
             - 2 * self.cfg.fees.taker
             - f0 * self.horizon * self.interval_ms / 3.6e6 / 8
         )
-        alarm = self.monitor.update(p0, 1.0 if net > 0 else 0.0, ts=ctx.ts_ns, symbol=ctx.symbol)
+        exp_, real_ = self.drift_pair(p0, 1.0 if net > 0 else 0.0)
+        alarm = self.monitor.update(float(exp_), float(real_), ts=ctx.ts_ns, symbol=ctx.symbol)
         if alarm is None:
             return []
         self.counts["drift_alarms"] += 1
@@ -326,6 +328,13 @@ class ImprovementLoop:
                 self.window = {"champion": [], "candidate": []}
             return []
         return out
+
+    @staticmethod
+    def drift_pair(p: Any, y: Any) -> tuple[Any, Any]:
+        """(expected, realized) the drift monitor compares, from the probability of a profitable long
+        and its outcome (scalars or arrays; the same map calibrates the threshold on the out-of-fold
+        predictions): here calibration itself. A subclass may watch another channel."""
+        return p, y
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _move(self, action: str, version: str, reason: str, parents: list[int] | None = None) -> None:

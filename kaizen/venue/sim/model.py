@@ -170,7 +170,7 @@ class MarketModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     def showcase(cls, break_h: float | None = None) -> MarketModel:
         """`kaizen demo`'s market: the synth structure compressed into hours so a few wall minutes
         at 600x hold several regimes and a break. Regimes flip every few sim hours; the planted
-        signal is strong (0.6 sigma per hour per unit of the signal, clipped at 2, 1 h time constant) so a 1 h hold
+        signal is strong (1.0 sigma per hour per unit of the signal, clipped at 2, 1 h time constant) so a 1 h hold
         beats a taker round trip, momentum in every regime before the break and reversion after
         it (a break a model trained before it must fail on, visibly)."""
         return cls(
@@ -192,7 +192,7 @@ class MarketModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 return_corr=0.6,
             ),  # fmt: skip
             signal=SignalParams(
-                strength=0.6,
+                strength=1.0,
                 tau_h=1.0,
                 clip=2.0,
                 before=("momentum",) * 4,
