@@ -49,7 +49,7 @@ FEATURES = (
     "vlm_clv_signed", "vlm_trend_6_24", "fund_rate", "basis_premium", "basis_premium_mean_24",
     "x_leader_ret_1", "x_leader_ret_4", "x_spread_24", "x_rel_mom_24", "vol_hl_1", "vol_ends_1",
 )  # fmt: skip
-WARMUP_BARS = 26  # flat until the features above are warm
+WARMUP_BARS = 26  # the initial model is deployed after this many bar closes (features warm)
 HOUR_MS = 3_600_000
 
 
@@ -99,27 +99,30 @@ def demo_config(p: DemoParams) -> Config:
 
 
 class DemoStrategy:
-    """The loop's champion, flat while the live features warm up (the loop's books still step)."""
+    """The improvement loop (LoopStrategy), with the initial model deployed as its champion once the
+    live features are warm: until then the champion is flat, so neither the traded book nor the
+    drift monitor's warm-up reference sees predictions made on cold features."""
 
     name = "kaizen"
 
-    def __init__(self, inner: Any, warmup_bars: int) -> None:
+    def __init__(self, inner: Any, warmup_bars: int, initial: str) -> None:
         self.inner = inner
         self.version = inner.version
         self.loop = inner.loop
         self.warmup = warmup_bars
-        self.seen: Counter[str] = Counter()
+        self.initial = initial
+        self.closes = 0
 
     def on_clock(self, view: Any, t_ms: int) -> None:
+        self.closes += 1
+        if self.initial and self.closes > self.warmup:
+            v, self.initial = self.initial, ""
+            self.loop._promote(v, f"kaizen demo: the initial model deployed after {self.warmup} bars of feature warm-up",
+                               self.loop.retrain_rec[v], t_ms)  # fmt: skip
         self.inner.on_clock(view, t_ms)
 
     def decide(self, ctx: BarContext) -> Target:
-        t = self.inner.decide(ctx)
-        self.seen[ctx.symbol] += 1
-        if self.seen[ctx.symbol] <= self.warmup:
-            return Target(exposure=0.0, reason=f"feature_warmup:{t.reason}", value=t.value, edge=t.edge,
-                          model=t.model, role=t.role, records=t.records)  # fmt: skip
-        return t
+        return self.inner.decide(ctx)
 
 
 def hit_pair(p: Any, y: Any) -> tuple[Any, Any]:
@@ -169,11 +172,11 @@ class EventTap:
             what = (f"{rec.shadow} vs champion {rec.champion}: n {rec.n}, {rec.metric} {rec.shadow_value:+.5f} vs "
                     f"{rec.champion_value:+.5f}, p {rec.p_value:.3f}, DSR {rec.dsr:.2f} -> {rec.decision}")  # fmt: skip
         elif isinstance(rec, R.ModelSwap):
-            kind = "promotion" if self.phase == "trading" else "deployment"
+            kind = "deployment" if rec.reason.startswith("kaizen demo:") else "promotion"
             what = f"{rec.old} -> {rec.new} ({rec.reason[:90]})"
         elif isinstance(rec, R.DriftAlarm):
             kind = "drift alarm"
-            what = (f"champion {rec.model}: {rec.channel} CUSUM {rec.direction} {rec.statistic:.1f} > "
+            what = (f"champion {rec.model}: hit-rate CUSUM ({rec.channel} channel) {rec.direction} {rec.statistic:.1f} > "
                     f"{rec.threshold:.1f} after {rec.n} decisions")  # fmt: skip
         else:
             kind = "rollback"
@@ -284,13 +287,11 @@ def run_demo(p: DemoParams) -> int:
     loop = ImprovementLoop(cfg, p.out / "loop", tap, costs, iv, now_ns=now_ns, train=train, blocking=False)
     loop.drift_pair = hit_pair  # the demo watches the hit rate (see hit_pair)
     try:
-        loop._registered(mdir, info, START_EPOCH_MS)  # register it (a Retrain record) ...
+        loop._registered(mdir, info, START_EPOCH_MS)  # registered (a Retrain record), deployed when warm
         v0 = loop.candidate.version
         loop.candidate = None
-        loop._promote(v0, "kaizen demo: initial model trained on generated history, deployed at start",
-                      loop.retrain_rec[v0], START_EPOCH_MS)  # fmt: skip
         tap.phase = "trading"
-        strategy = DemoStrategy(LoopStrategy(loop, "kaizen"), WARMUP_BARS)
+        strategy = DemoStrategy(LoopStrategy(loop, "kaizen"), WARMUP_BARS, v0)
         store = BarStore(SYMBOLS, iv, history=history)
         result = _trade(cfg, p, model, strategy, store, tap, engine_box)
     finally:
