@@ -17,21 +17,16 @@ from kaizen.lineage.reader import LineageReader
 from tests.conftest import run_kaizen
 
 
-def test_demo_summary_agrees_with_lineage(tmp_path):
+def test_paper_run_summary_agrees_with_lineage(tmp_path):
+    # the old `kaizen demo` (baseline_momentum on the embedded simulator), as `kaizen run` with a config:
+    # `kaizen demo` now trains a model and runs the improvement loop (tests/demo)
     out = tmp_path / "demo"
-    res = run_kaizen(
-        "demo",
-        "--duration",
-        "20",
-        "--speed",
-        "1800",
-        "--seed",
-        "11",
-        "--out",
-        str(out),
-        "--no-progress",
-        timeout=180,
+    cfg = tmp_path / "paper.toml"
+    cfg.write_text(
+        'symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]\n'
+        f"[sim]\nseed = 11\nspeed = 1800.0\n[lineage]\ndir = {json.dumps(str(out / 'lineage'))}\n"
     )
+    res = run_kaizen("run", str(cfg), "--duration", "20", "--no-progress", timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "PnL, net of fees and funding" in res.stdout
     assert f"lineage log: {out / 'lineage'}" in res.stdout
@@ -128,7 +123,7 @@ def test_orders_placed_are_orders_the_simulator_received(tmp_path, monkeypatch):
     assert len(mine) == summ["trades"] > 0
     assert summ["fees"] == pytest.approx(sum(t["commission"] for t in mine), rel=1e-9)
     assert summ["realized_pnl"] == pytest.approx(sum(t["realizedPnl"] for t in mine), abs=1e-6)
-    # (this 5 h run may hold nothing at a settlement; test_demo_summary_agrees_with_lineage requires one)
+    # (this 5 h run may hold nothing at a settlement; test_paper_run_summary_agrees_with_lineage requires one)
     assert summ["funding"] == pytest.approx(-sum(f["payment"] for f in venue["funding"]), abs=1e-9)
     assert all(lots == 0 for lots in venue["open_lots"].values())  # flattened on stop
     assert summ["net_pnl"] == pytest.approx(venue["wallet_change"], abs=1e-6)
