@@ -64,6 +64,12 @@ class RiskManager:
         now = _now_ms() if now_ms is None else now_ms
         return now - last > self.cfg.stale_after_ms
 
+    def is_stale_data(self, data_ts_ms: int | None, now_ms: int) -> bool:
+        """The one staleness rule, on the venue clock: the data behind a decision (the bar's close or
+        the event's time) is stale when it is older than `stale_after_ms` at `now_ms` (the engine's
+        venue-event clock), or when its time is unknown."""
+        return data_ts_ms is None or now_ms - data_ts_ms > self.cfg.stale_after_ms
+
     # --- the gate --------------------------------------------------------------------------------
     def check_order(
         self,
@@ -78,9 +84,12 @@ class RiskManager:
         *,
         now_ms: int | None = None,
         pending: dict[str, float] | None = None,
+        data_ts_ms: int | None = None,
     ) -> tuple[bool, str]:
         """May this order be sent? `positions` are signed quantities, `pending` signed open-order
-        quantities (counted as if filled), `prices` the marks used to value other symbols."""
+        quantities (counted as if filled), `prices` the marks used to value other symbols,
+        `data_ts_ms` the venue time of the data behind the order (None: the symbol's latest market
+        data, for callers outside the router)."""
         if self.halted:
             return False, f"halted: {self.halt_reason}"
         if not (qty > 0 and math.isfinite(qty) and price > 0 and math.isfinite(price)):
@@ -106,7 +115,8 @@ class RiskManager:
         new = cur + signed
         if abs(new) <= abs(cur) + _EPS and new * cur >= -_EPS:
             return True, "reduces exposure"
-        if self.is_stale(symbol, now):
+        stale = self.is_stale(symbol, now) if data_ts_ms is None else self.is_stale_data(data_ts_ms, now)
+        if stale:
             return False, f"stale market data on {symbol}: no new risk"
         mark = mark_price
         if abs(new) * mark > cfg.max_notional_per_symbol * (1 + 1e-9):

@@ -11,6 +11,8 @@ no order is sent after it until a deliberate re-arm.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -139,6 +141,7 @@ class OrderRouter:
         clock_ms: Any = None,
         funding_poll_s: float = 60.0,
         rebalance_band: float = 0.0,
+        kill_on_events: bool = True,
     ) -> None:
         self.venue = venue
         self.risk = risk
@@ -172,6 +175,24 @@ class OrderRouter:
         self._killing = False
         self._started = False
         self._needs_reconcile = False
+        # Reconcile and set_target never interleave on one symbol: a position snapshot taken while
+        # an order of ours is in flight would be adopted and then its fill counted a second time.
+        self._locks = {s: asyncio.Lock() for s in self.symbols}
+        self._fills_applied = dict.fromkeys(self.symbols, 0)
+        # Fills and order states pushed by a user-data stream (set by attach_stream): REST fills are
+        # then only the reconcile path.
+        self.stream: Any = None
+        self._resync_task: asyncio.Task | None = None
+        self._resync_again = False
+        self.venue_positions: dict[str, float] = {}  # the last ACCOUNT_UPDATE's, for the record
+        # The loss limits are checked on every fill and mark (not only at the poll cadence); a
+        # backtest checks them itself once per bar (kill_on_events=False keeps it deterministic).
+        self.kill_on_events = kill_on_events
+        self._kill_task: asyncio.Task | None = None
+        self.reconciles = 0
+        self.mismatches = 0
+        self.reconcile_skipped = 0
+        self.adopted_at_start = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -186,6 +207,17 @@ class OrderRouter:
             self._funding_since = max(self._funding_since or 0, f.ts_ms)
         self._started = True
         await self.reconcile()
+        # Orders of this run left by a previous process (same persisted run id): their fills are in
+        # (reconcile took them); they were decided by a process that is gone, so cancel them.
+        for sym in self.symbols:
+            for t in [t for t in self._active[sym].values() if t.open]:
+                self.adopted_at_start += 1
+                await self._cancel(t)
+        await self.poll(check_risk=False, fills=True)
+        if any(b.qty for b in self.books.values()):
+            # A position adopted at its entry price carries the venue's unrealized PnL in our books;
+            # starting equity is then the wallet (cash), or that PnL would be counted twice.
+            self.starting_equity = (await self.venue.fetch_balance()).wallet
 
     async def stop(self) -> None:
         """Cancel every open order, then take the last fills and funding in."""
@@ -206,6 +238,8 @@ class OrderRouter:
         """Fresh market data for `symbol` (the engine calls this per mark/book update)."""
         if mark_price > 0:
             self.books[symbol].mark = mark_price
+            if self.books[symbol].qty:
+                self._check_limits_now()
         self.risk.on_market(symbol, ts_ms)
 
     async def set_target(
@@ -220,23 +254,39 @@ class OrderRouter:
     ) -> list[records.Order]:
         """Move the position in `symbol` toward `target_qty` (signed base units). `ref_price` is the
         price the decision saw; `mark_price` the venue mark (the fat-finger band is checked against
-        it); `data_ts_ms` the time of that data (default: now) for the stale-data rule."""
+        it); `data_ts_ms` the venue time of the bar or event behind the target: a target without
+        one, or older than `stale_after_ms` on the venue clock, may only reduce (RiskManager.is_stale_data)."""
         if self.risk.halted or self._killing:
             return []
         if symbol not in self.books:
             raise ValueError(f"symbol {symbol!r} is not routed (symbols: {self.symbols})")
+        async with self._locks[symbol]:
+            return await self._set_target(symbol, target_qty, ref_price, mark_price, parents, data_ts_ms)
+
+    async def _set_target(
+        self,
+        symbol: str,
+        target_qty: float,
+        ref_price: float,
+        mark_price: float | None,
+        parents: list[int] | None,
+        data_ts_ms: int | None,
+    ) -> list[records.Order]:
+        if self.risk.halted or self._killing:
+            return []
         now = self._clock_ms()
         parents = list(parents or [])
         book = self.books[symbol]
         if mark_price and mark_price > 0:
             book.mark = mark_price
-        self.risk.on_market(symbol, now if data_ts_ms is None else data_ts_ms)
+        if data_ts_ms is not None:
+            self.risk.on_market(symbol, data_ts_ms)
         mark = book.mark if book.mark > 0 else ref_price
         out: list[records.Order] = []
         # Resting orders of this symbol are replaced by the new plan.
         for t in [t for t in self._active[symbol].values() if t.open]:
             await self._cancel(t)
-        plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now)
+        plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now, data_ts_ms)
         if plan is None:
             return out
         if not ok:
@@ -261,7 +311,13 @@ class OrderRouter:
         return out
 
     def decide(
-        self, symbol: str, target_qty: float, ref_price: float, mark: float, now: int
+        self,
+        symbol: str,
+        target_qty: float,
+        ref_price: float,
+        mark: float,
+        now: int,
+        data_ts_ms: int | None = None,
     ) -> tuple[PlannedOrder | None, float | None, bool, str]:
         """Pure part of set_target: clamp the target into the limits' headroom (and to reduce-only on
         stale data), plan the rounded order, and ask the risk gate. Returns (plan, limit price, ok, why)."""
@@ -279,7 +335,7 @@ class OrderRouter:
             )
             if abs(target_qty) > room:
                 target_qty = sign * room * (1 - 1e-9)
-            if self.risk.is_stale(symbol, now):  # stale data: no new risk, only reduce
+            if self.risk.is_stale_data(data_ts_ms, now):  # stale data: no new risk, only reduce
                 target_qty = expected if target_qty * expected >= 0 else 0.0
         if (
             self.rebalance_band > 0
@@ -302,6 +358,7 @@ class OrderRouter:
             self.open_order_count(),
             now_ms=now,
             pending=pending,
+            data_ts_ms=data_ts_ms,
         )
         return plan, price, ok, reason
 
@@ -375,7 +432,8 @@ class OrderRouter:
             t.venue_order_id = st.venue_order_id
             self._by_venue_id[st.venue_order_id] = t.record.client_order_id
         t.reported_filled = max(t.reported_filled, st.filled)
-        t.open = st.status not in FINAL
+        # never reopened: a stream's NEW event may arrive after the REST answer said FILLED
+        t.open = t.open and st.status not in FINAL
         self._retire_if_final(t)
 
     def _track(self, cid: str, t: _Tracked) -> None:
@@ -441,20 +499,24 @@ class OrderRouter:
         return out
 
     # --- fills, funding, equity -------------------------------------------------------------------
-    async def poll(self, check_risk: bool = True, funding: bool | None = None) -> None:
-        """Take new fills (and, every `funding_poll_s` or when asked, funding payments) in, refresh
-        marks, update equity (may trip the kill switch)."""
+    async def poll(
+        self, check_risk: bool = True, funding: bool | None = None, fills: bool | None = None
+    ) -> None:
+        """Take new fills (by REST unless a connected user-data stream delivers them, or when asked)
+        and, every `funding_poll_s` or when asked, funding payments in; refresh marks, update
+        equity (may trip the kill switch)."""
         now = self._clock_ms()
+        if fills is None:
+            fills = not (self.stream is not None and self.stream.connected)
         if funding is None:
             funding = now - self._funding_polled_ms >= self.funding_poll_s * 1000
         if funding:
             self._funding_polled_ms = now
             for fp in await self.venue.fetch_funding(self._funding_since):
                 self.on_funding(fp)
-        for sym in self.symbols:
-            fills = await self.venue.fetch_fills(sym, self._fill_since[sym])
-            for f in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
-                self.on_fill(f)
+        if fills:
+            for sym in self.symbols:
+                await self._poll_fills(sym)
         positions = await self.venue.fetch_positions()
         for sym, p in positions.items():
             if sym in self.books and p.mark_price > 0:
@@ -464,6 +526,11 @@ class OrderRouter:
             self._needs_reconcile = False
             await self.reconcile()
 
+    async def _poll_fills(self, sym: str) -> None:
+        got = await self.venue.fetch_fills(sym, self._fill_since[sym])
+        for f in sorted(got, key=lambda f: (f.ts_ms, f.trade_id)):
+            self.on_fill(f, check=False)
+
     async def check_equity(self, check_risk: bool = True) -> None:
         """Equity from our books at the latest marks; trips the kill switch when a limit is hit."""
         equity = self.starting_equity + self.net_pnl()
@@ -471,15 +538,64 @@ class OrderRouter:
         if reason is not None and check_risk:
             await self.kill(reason)
 
-    def on_fill(self, f: VenueFill) -> None:
+    def on_fill(self, f: VenueFill, check: bool = True) -> None:
         """One fill from the venue (trade history poll, user-data stream or in-process venue);
-        a fill already seen (same trade id) is ignored."""
-        if f.trade_id in self._seen_fills:
+        a fill already seen (same trade id) is ignored. The loss limits are checked at once."""
+        if f.trade_id in self._seen_fills or f.symbol not in self.books:
             return
         self._seen_fills.add(f.trade_id)
-        if f.symbol in self._fill_since:
-            self._fill_since[f.symbol] = max(self._fill_since[f.symbol] or 0, f.ts_ms)
+        self._fill_since[f.symbol] = max(self._fill_since[f.symbol] or 0, f.ts_ms)
+        self._fills_applied[f.symbol] += 1
         self._apply_fill(f)
+        if check:
+            self._check_limits_now()
+
+    # --- user-data stream (kaizen.venue.userstream.UserDataHandler) -------------------------------
+    def attach_stream(self, stream: Any) -> None:
+        """Fills and order states now come from `stream` (its handler is this router)."""
+        self.stream = stream
+
+    def on_order(self, st: OrderState) -> None:
+        """An order state pushed by the venue; orders not (or no longer) tracked are ignored."""
+        t = self.orders.get(st.client_order_id)
+        if t is None and st.venue_order_id:
+            t = self.orders.get(self._by_venue_id.get(st.venue_order_id, ""))
+        if t is not None:
+            self._update(t, st)
+
+    def on_account(self, update: Any) -> None:
+        for p in update.positions:
+            if p.symbol in self.books:
+                self.venue_positions[p.symbol] = p.qty
+
+    def on_resync(self) -> None:
+        """The stream (re)connected: events may have been missed, so reconcile by REST (once at a
+        time; a resync during a reconcile runs another after it)."""
+        if not self._started:
+            return
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_again = True
+            return
+        self._resync_task = asyncio.get_running_loop().create_task(self._resync())
+
+    async def _resync(self) -> None:
+        while True:
+            self._resync_again = False
+            try:
+                await self.reconcile()
+            except Exception as exc:  # a venue error here is retried at the next resync or reconcile
+                log.warning("resync reconcile failed: %s", exc)
+            if not self._resync_again:
+                return
+
+    def _check_limits_now(self) -> None:
+        """Loss limits on the latest fill or mark; a trip schedules the kill at once."""
+        if not self.kill_on_events or not self._started or self.risk.halted:
+            return
+        reason = self.risk.on_equity(self.starting_equity + self.net_pnl(), self._clock_ms())
+        if reason is not None and (self._kill_task is None or self._kill_task.done()):
+            with contextlib.suppress(RuntimeError):  # no running loop: the next poll trips it
+                self._kill_task = asyncio.get_running_loop().create_task(self.kill(reason))
 
     def on_funding(self, fp: VenueFunding) -> None:
         """One funding payment from the venue; seen ones (same id) and other symbols are ignored."""
@@ -580,9 +696,10 @@ class OrderRouter:
 
     # --- reconciliation ---------------------------------------------------------------------------
     async def reconcile(self) -> list[records.Reconcile]:
-        """Compare with the venue: positions (after taking fills in) and open orders. Each
+        """Compare with the venue: positions (after taking fills in by REST) and open orders. Each
         discrepancy becomes a Reconcile record; the venue's view is adopted."""
-        await self.poll(check_risk=False, funding=True)
+        self.reconciles += 1
+        await self.poll(check_risk=False, funding=True, fills=True)
         ts = self._clock_ms() * 1_000_000
         out: list[records.Reconcile] = []
         # Orders in doubt or believed open: ask the venue by client id.
@@ -624,7 +741,7 @@ class OrderRouter:
                 if t.record.status == "unknown":
                     t.record.status = "accepted"
             self._retire_if_final(t)
-        await self.poll(check_risk=False)
+        await self.poll(check_risk=False, fills=True)
         for sym in self.symbols:
             for st in await self.venue.fetch_open_orders(sym):
                 if st.client_order_id in self.orders:
@@ -658,28 +775,50 @@ class OrderRouter:
                         action="adopted" if mine else "left alone (not this run's)",
                     )
                 )
-        positions = await self.venue.fetch_positions()
-        for sym in self.symbols:
-            p = positions.get(sym)
-            vq = p.qty if p else 0.0
-            book = self.books[sym]
-            lot = self.venue.markets[sym].lot_size
-            if abs(vq - book.qty) > lot / 2:
-                out.append(
-                    records.Reconcile(
-                        id=new_id(),
-                        ts=ts,
-                        symbol=sym,
-                        what="position",
-                        ours=f"{book.qty:.12g}",
-                        venue=f"{vq:.12g}",
-                        action="adopted venue position",
-                    )
-                )
-                book.qty = vq
-                book.avg = p.entry_price if p and vq else 0.0
-            if p and p.mark_price > 0:
-                book.mark = p.mark_price
+        out += await self._reconcile_positions(ts)
         for r in out:
             self.lineage.append(r)
+        return out
+
+    async def _reconcile_positions(self, ts: int) -> list[records.Reconcile]:
+        """Positions, compared only where the comparison is exact: with every symbol's lock held (no
+        order of ours can be sent), no order of ours open or in doubt on the symbol, and no fill
+        arriving between the venue's snapshot and the REST fills taken after it (a fill that lands
+        during the reconcile defers that symbol to the next one instead of being counted twice)."""
+        out: list[records.Reconcile] = []
+        async with contextlib.AsyncExitStack() as stack:
+            for sym in self.symbols:
+                await stack.enter_async_context(self._locks[sym])
+            for sym in self.symbols:
+                await self._poll_fills(sym)
+            before = dict(self._fills_applied)
+            positions = await self.venue.fetch_positions()
+            for sym in self.symbols:
+                await self._poll_fills(sym)
+            for sym in self.symbols:
+                p = positions.get(sym)
+                book = self.books[sym]
+                if p and p.mark_price > 0:
+                    book.mark = p.mark_price
+                busy = any(t.open or t.record.status == "unknown" for t in self._active[sym].values())
+                if busy or self._fills_applied[sym] != before[sym]:
+                    self.reconcile_skipped += 1
+                    continue
+                vq = p.qty if p else 0.0
+                lot = self.venue.markets[sym].lot_size
+                if abs(vq - book.qty) > lot / 2:
+                    self.mismatches += 1
+                    out.append(
+                        records.Reconcile(
+                            id=new_id(),
+                            ts=ts,
+                            symbol=sym,
+                            what="position",
+                            ours=f"{book.qty:.12g}",
+                            venue=f"{vq:.12g}",
+                            action="adopted venue position",
+                        )
+                    )
+                    book.qty = vq
+                    book.avg = p.entry_price if p and vq else 0.0
         return out
