@@ -181,6 +181,7 @@ class Engine:
             starting_equity=self.equity0,
             clock_ms=self._clock_ms,
             rebalance_band=cfg.strategy.rebalance_band,
+            kill_on_events=self.mode != "backtest",  # a backtest checks once per bar (driver)
         )
         await self.router.start()
         if not live:

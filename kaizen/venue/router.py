@@ -207,6 +207,12 @@ class OrderRouter:
             self._funding_since = max(self._funding_since or 0, f.ts_ms)
         self._started = True
         await self.reconcile()
+        if any(b.qty for b in self.books.values()):
+            # A position adopted at its entry price carries the venue's unrealized PnL in our books;
+            # starting equity is then the wallet (cash), or that PnL would be counted twice.
+            self.starting_equity = (await self.venue.fetch_balance()).wallet - self.net_pnl() + sum(
+                b.unrealized() for b in self.books.values()
+            )
         # Orders of this run left by a previous process (same persisted run id): their fills are in
         # (reconcile took them); they were decided by a process that is gone, so cancel them.
         for sym in self.symbols:
@@ -214,10 +220,6 @@ class OrderRouter:
                 self.adopted_at_start += 1
                 await self._cancel(t)
         await self.poll(check_risk=False, fills=True)
-        if any(b.qty for b in self.books.values()):
-            # A position adopted at its entry price carries the venue's unrealized PnL in our books;
-            # starting equity is then the wallet (cash), or that PnL would be counted twice.
-            self.starting_equity = (await self.venue.fetch_balance()).wallet
 
     async def stop(self) -> None:
         """Cancel every open order, then take the last fills and funding in."""
