@@ -170,7 +170,12 @@ class Engine:
         for ctx in self.ctx.values():
             ctx.budget = self.capital / len(self.symbols)
         self.risk = RiskManager(
-            cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms()
+            cfg.risk,
+            equity=self.equity0,
+            state_path=self.state_path,
+            now_ms=self._clock_ms(),
+            # paper runs on a simulator whose clock runs at sim.speed: staleness is judged on it
+            clock_rate=cfg.sim.speed if self.mode == "paper" else 1.0,
         )
         self.router = OrderRouter(
             self.venue,

@@ -26,6 +26,7 @@ class RunResult:
     summary: dict[str, float]
     lineage_dir: Path
     errors: list[str] = field(default_factory=list)
+    halted: str = ""  # the kill switch's one-line halt notice ("" when armed)
 
 
 class SimProcess:
@@ -108,6 +109,9 @@ def pin_cpu(cpu: int) -> None:
 
 def run(cfg: Config, duration_s: float | None = None, show_progress: bool = True) -> RunResult:
     """Run the engine; returns the summary once it has stopped and flushed its lineage."""
+    from kaizen.venue.session import check_credentials
+
+    check_credentials(cfg)  # live without keys: one line, before any network call
     pin_cpu(cfg.engine.cpu_pin)
     duration = cfg.engine.duration_s if duration_s is None else duration_s
     sim = None
@@ -144,18 +148,25 @@ async def _run_async(
     from kaizen.engine.engine import Engine
     from kaizen.lineage.writer import LineageWriter
     from kaizen.venue import make_venue
+    from kaizen.venue import session as vs
 
     lineage_dir = Path(cfg.lineage.dir)
     writer = LineageWriter(lineage_dir, cfg.lineage)
     venue = make_venue(cfg, rest_url=rest_url, ws_url=ws_url)
-    engine = Engine(cfg, venue, writer, config_hash(cfg), state_path=lineage_dir.parent / "risk_halt.json")
+    engine = Engine(
+        cfg, venue, writer, config_hash(cfg), state_path=vs.halt_path(cfg), run_id=vs.run_id_for(cfg)
+    )
+    stream = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     reason = "duration"
     try:
-        await engine.start()
+        await vs.start_venue(engine)
+        if engine.risk.halted:  # a halted start says so, in one line, and trades nothing
+            print(f"kaizen: {vs.halt_line(engine.risk, vs.state_dir(cfg))}", file=sys.stderr)
+        stream = await vs.start_user_stream(cfg, engine.router, rest_url, ws_url)
         t0 = time.monotonic()
         bar = Progress(duration, "trading") if (show_progress and duration > 0) else None
         while not stop.is_set():
@@ -181,9 +192,11 @@ async def _run_async(
             bar.close()
         summary = await engine.stop(reason)
     finally:
+        if stream is not None:
+            await stream.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await venue.close()
         writer.close()
     (lineage_dir.parent / "summary.json").write_bytes(msgspec.json.encode(summary))
-    return RunResult(summary, lineage_dir, engine.errors)
+    return RunResult(summary, lineage_dir, engine.errors, vs.halt_line(engine.risk, vs.state_dir(cfg)))

@@ -224,7 +224,11 @@ class OrderRouter:
     async def stop(self) -> None:
         """Cancel every open order, then take the last fills and funding in."""
         await self.cancel_all()
-        await self.poll(check_risk=False, funding=True)
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._resync_task
+        await self.poll(check_risk=False, funding=True, fills=True)
 
     # --- targets ---------------------------------------------------------------------------------
     def position(self, symbol: str) -> float:
