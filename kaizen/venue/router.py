@@ -171,6 +171,8 @@ class OrderRouter:
         self.starting_equity = risk.equity if starting_equity is None else starting_equity
         self.trades = 0
         self.orders_sent = 0
+        self.decisions_traded = 0  # distinct decisions that sent at least one order
+        self._recent_decisions: dict[int, None] = {}  # the last few, to count each decision once
         self.kill_reason = ""
         self._killing = False
         self._started = False
@@ -393,6 +395,13 @@ class OrderRouter:
                 price=price,
                 reduce_only=plan.reduce_only,
             )
+        except asyncio.CancelledError:
+            # the engine stopped mid-send: the request may have reached the venue; the order is
+            # logged in doubt (orders are never left out of the log) and reconcile settles it
+            rec.status, rec.error = "unknown", "cancelled while sending (shutdown)"
+            self._needs_reconcile = True
+            self.lineage.append(rec)
+            raise
         except OrderRejected as exc:
             tracked.open = False
             rec.status, rec.error = "rejected", str(exc)
@@ -405,6 +414,11 @@ class OrderRouter:
             self._update(tracked, st)
             rec.status = "filled" if st.status == "closed" and st.filled >= plan.qty - 1e-12 else "accepted"
             rec.venue_order_id = st.venue_order_id
+        if parents and rec.status != "unknown" and parents[0] not in self._recent_decisions:
+            self._recent_decisions[parents[0]] = None
+            if len(self._recent_decisions) > 256:
+                del self._recent_decisions[next(iter(self._recent_decisions))]
+            self.decisions_traded += 1
         self.lineage.append(rec)
         return rec
 
@@ -680,6 +694,9 @@ class OrderRouter:
             "net_pnl": self.net_pnl(),
             "trades": float(self.trades),
             "orders": float(self.orders_sent),
+            "decisions_traded": float(self.decisions_traded),
+            # what trading costs per decision that traded: the churn figure the no-trade band cuts
+            "fees_per_decision": fees / self.decisions_traded if self.decisions_traded else 0.0,
             "max_drawdown": self.risk.max_drawdown_seen,
         }
 
