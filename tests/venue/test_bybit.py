@@ -143,7 +143,7 @@ def test_bybit_funding_has_the_venue_sign(tmp_path):
             q = intended(s, 1_000.0)
             await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), data_ts_ms=fresh())
             await settle(s, q)
-            s.sim.markets[SYM].premium = 0.002  # a rich perp: funding positive, longs pay
+            # a rich perp (time-weighted premium 0.2 %): funding positive, longs pay
             s.sim.markets[SYM].prem_sum, s.sim.markets[SYM].prem_time = 0.002, 1.0
             s.sim.advance(s.sim.exchange.next_funding - s.sim.now_ms() + 1)
             log = [f for f in s.sim.funding_log if f["symbol"] == SYM]
