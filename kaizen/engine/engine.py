@@ -140,7 +140,7 @@ class Engine:
         self.feed: Any = None
         self.router: Any = None
         self.risk: Any = None
-        self._targets: dict[str, tuple[float, float, float, int, int]] = {}
+        self._targets: dict[str, tuple[float, float, float, int, int, float]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -438,6 +438,7 @@ class Engine:
                 mark if mark > 0 else bar.close,
                 dec.id,
                 close_ns // 1_000_000,
+                float(target.edge),
             )
             self._wake.set()
 
@@ -515,10 +516,10 @@ class Engine:
     async def execute_targets(self) -> None:
         """Send every pending target through the router (the only path orders take)."""
         pending, self._targets = self._targets, {}
-        for symbol, (target, ref, mark, dec_id, data_ms) in pending.items():
+        for symbol, (target, ref, mark, dec_id, data_ms, edge) in pending.items():
             try:
                 await self.router.set_target(
-                    symbol, target, ref, mark_price=mark, parents=[dec_id], data_ts_ms=data_ms
+                    symbol, target, ref, mark_price=mark, parents=[dec_id], data_ts_ms=data_ms, edge=edge
                 )
             except Exception as exc:  # a venue error must not stop the engine; it is logged
                 self._error(f"set_target {symbol}: {type(exc).__name__}: {exc}")

@@ -212,8 +212,10 @@ class OrderRouter:
         if any(b.qty for b in self.books.values()):
             # A position adopted at its entry price carries the venue's unrealized PnL in our books;
             # starting equity is then the wallet (cash), or that PnL would be counted twice.
-            self.starting_equity = (await self.venue.fetch_balance()).wallet - self.net_pnl() + sum(
-                b.unrealized() for b in self.books.values()
+            self.starting_equity = (
+                (await self.venue.fetch_balance()).wallet
+                - self.net_pnl()
+                + sum(b.unrealized() for b in self.books.values())
             )
         # Orders of this run left by a previous process (same persisted run id): their fills are in
         # (reconcile took them); they were decided by a process that is gone, so cancel them.
@@ -259,6 +261,7 @@ class OrderRouter:
         parents: list[int] | None = None,
         *,
         data_ts_ms: int | None = None,
+        edge: float = math.nan,
     ) -> list[records.Order]:
         """Move the position in `symbol` toward `target_qty` (signed base units). `ref_price` is the
         price the decision saw; `mark_price` the venue mark (the fat-finger band is checked against
@@ -269,7 +272,9 @@ class OrderRouter:
         if symbol not in self.books:
             raise ValueError(f"symbol {symbol!r} is not routed (symbols: {self.symbols})")
         async with self._locks[symbol]:
-            return await self._set_target(symbol, target_qty, ref_price, mark_price, parents, data_ts_ms)
+            return await self._set_target(
+                symbol, target_qty, ref_price, mark_price, parents, data_ts_ms, edge
+            )
 
     async def _set_target(
         self,
@@ -279,6 +284,7 @@ class OrderRouter:
         mark_price: float | None,
         parents: list[int] | None,
         data_ts_ms: int | None,
+        edge: float = math.nan,
     ) -> list[records.Order]:
         if self.risk.halted or self._killing:
             return []
@@ -294,7 +300,7 @@ class OrderRouter:
         # Resting orders of this symbol are replaced by the new plan.
         for t in [t for t in self._active[symbol].values() if t.open]:
             await self._cancel(t)
-        plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now, data_ts_ms)
+        plan, price, ok, reason = self.decide(symbol, target_qty, ref_price, mark, now, data_ts_ms, edge)
         if plan is None:
             return out
         if not ok:
@@ -326,6 +332,7 @@ class OrderRouter:
         mark: float,
         now: int,
         data_ts_ms: int | None = None,
+        edge: float = math.nan,
     ) -> tuple[PlannedOrder | None, float | None, bool, str]:
         """Pure part of set_target: clamp the target into the limits' headroom (and to reduce-only on
         stale data), plan the rounded order, and ask the risk gate. Returns (plan, limit price, ok, why)."""
@@ -351,6 +358,11 @@ class OrderRouter:
             and abs(target_qty - expected) <= self.rebalance_band * abs(expected)
         ):
             return None, None, False, "within the no-trade band"
+        cost = self.round_trip_cost()
+        if math.isfinite(edge) and cost > 0 and target_qty * expected > 0 and abs(edge) < cost:
+            # a same-side resize whose expected edge (return over the horizon) does not cover its
+            # round trip (fees in and out) only pays fees: the cost-sized no-trade band
+            return None, None, False, f"edge {abs(edge):.5f} < round-trip cost {cost:.5f}"
         plan, why = plan_order(market, expected, target_qty, ref_price)
         if plan is None:
             return None, None, False, why
@@ -369,6 +381,12 @@ class OrderRouter:
             data_ts_ms=data_ts_ms,
         )
         return plan, price, ok, reason
+
+    def round_trip_cost(self) -> float:
+        """Fees in and out as a fraction of notional (taker both ways); 0 when the venue has no
+        fee schedule (the in-process backtest venue charges its own)."""
+        fees = getattr(self.venue, "fees", None)
+        return 2.0 * float(fees[1]) if fees else 0.0
 
     async def _send(
         self,

@@ -239,3 +239,28 @@ def test_restart_with_an_open_position_agrees_with_the_venue_account(tmp_path):
             await r2.stop()
 
     run(go())
+
+
+def test_resize_whose_edge_does_not_cover_its_round_trip_is_not_traded(tmp_path):
+    async def go():
+        async with Session(tmp_path, [SYM]) as s:
+            s.router.rebalance_band = 0.0  # the fraction band off: only the cost band acts
+            cost = s.router.round_trip_cost()
+            assert cost == pytest.approx(2 * s.venue.fees[1]) and cost > 0
+            m = s.mark(SYM)
+            q = lots(s, 600.0)
+            out = await s.router.set_target(SYM, q, m, m, [1], data_ts_ms=fresh(), edge=cost / 4)
+            assert [o.status for o in out] == ["filled"]  # an entry is the strategy's call
+            await s.router.poll()
+            sent = s.router.orders_sent
+            q2 = lots(s, 900.0)
+            assert await s.router.set_target(SYM, q2, m, m, [2], data_ts_ms=fresh(), edge=cost / 2) == []
+            assert await s.router.set_target(SYM, q / 2, m, m, [3], data_ts_ms=fresh(), edge=cost / 2) == []
+            assert s.router.orders_sent == sent
+            out = await s.router.set_target(SYM, q2, m, m, [4], data_ts_ms=fresh(), edge=cost * 3)
+            assert [o.status for o in out] == ["filled"]
+            await s.router.poll()
+            out = await s.router.set_target(SYM, 0.0, m, m, [5], data_ts_ms=fresh(), edge=0.0)
+            assert [o.status for o in out] == ["filled"]  # an exit always goes
+
+    run(go())
