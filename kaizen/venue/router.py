@@ -177,6 +177,7 @@ class OrderRouter:
         self._killing = False
         self._started = False
         self._needs_reconcile = False
+        self._adopting = False
         # Reconcile and set_target never interleave on one symbol: a position snapshot taken while
         # an order of ours is in flight would be adopted and then its fill counted a second time.
         self._locks = {s: asyncio.Lock() for s in self.symbols}
@@ -199,24 +200,32 @@ class OrderRouter:
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         """Learn where the venue is (fills and funding already there are history, not ours) and
-        reconcile positions and open orders with it."""
-        for sym in self.symbols:
-            for f in await self.venue.fetch_fills(sym, None):
-                self._seen_fills.add(f.trade_id)
-                self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
-        for f in await self.venue.fetch_funding(None):
-            self._seen_funding.add(f.funding_id)
-            self._funding_since = max(self._funding_since or 0, f.ts_ms)
+        reconcile positions and open orders with it.
+
+        Our equity is the wallet at the history cut plus what our books add after it, so the cut and
+        the wallet must be one instant: the wallet is read before and after the history pass, and
+        the pass is repeated until both agree (a fill or funding payment settling in between would
+        otherwise be counted twice, or not at all). A position adopted by the reconcile then carries
+        its unrealized PnL from the venue's entry price, counted once."""
+        for _ in range(5):
+            before = (await self.venue.fetch_balance()).wallet
+            for sym in self.symbols:
+                for f in await self.venue.fetch_fills(sym, None):
+                    self._seen_fills.add(f.trade_id)
+                    self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
+            for f in await self.venue.fetch_funding(None):
+                self._seen_funding.add(f.funding_id)
+                self._funding_since = max(self._funding_since or 0, f.ts_ms)
+            wallet = (await self.venue.fetch_balance()).wallet
+            if wallet == before:
+                break
+        self.starting_equity = wallet
         self._started = True
-        await self.reconcile()
-        if any(b.qty for b in self.books.values()):
-            # A position adopted at its entry price carries the venue's unrealized PnL in our books;
-            # starting equity is then the wallet (cash), or that PnL would be counted twice.
-            self.starting_equity = (
-                (await self.venue.fetch_balance()).wallet
-                - self.net_pnl()
-                + sum(b.unrealized() for b in self.books.values())
-            )
+        self._adopting = True  # no equity figure until the venue's positions are in our books
+        try:
+            await self.reconcile()
+        finally:
+            self._adopting = False
         # Orders of this run left by a previous process (same persisted run id): their fills are in
         # (reconcile took them); they were decided by a process that is gone, so cancel them.
         for sym in self.symbols:
@@ -571,6 +580,8 @@ class OrderRouter:
 
     async def check_equity(self, check_risk: bool = True) -> None:
         """Equity from our books at the latest marks; trips the kill switch when a limit is hit."""
+        if self._adopting:
+            return
         equity = self.starting_equity + self.net_pnl()
         reason = self.risk.on_equity(equity, self._clock_ms())
         if reason is not None and check_risk:
@@ -628,7 +639,7 @@ class OrderRouter:
 
     def _check_limits_now(self) -> None:
         """Loss limits on the latest fill or mark; a trip schedules the kill at once."""
-        if not self.kill_on_events or not self._started or self.risk.halted:
+        if not self.kill_on_events or not self._started or self._adopting or self.risk.halted:
             return
         reason = self.risk.on_equity(self.starting_equity + self.net_pnl(), self._clock_ms())
         if reason is not None and (self._kill_task is None or self._kill_task.done()):
@@ -710,6 +721,9 @@ class OrderRouter:
             "fees": fees,
             "funding": funding,
             "net_pnl": self.net_pnl(),
+            # the account's equity as our books see it (the risk limits' figure): after a restart
+            # with a position the basis is the wallet, so the adopted unrealized PnL counts once
+            "equity": self.starting_equity + self.net_pnl(),
             "trades": float(self.trades),
             "orders": float(self.orders_sent),
             "decisions_traded": float(self.decisions_traded),
