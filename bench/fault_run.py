@@ -189,6 +189,11 @@ def main() -> int:
         trades = admin(sim.rest_url, "/_sim/trades")
         state = admin(sim.rest_url, "/_sim/state")
         view = asyncio.run(venue_view(out / f"start{starts - 1}.toml"))
+        funding = admin(sim.rest_url, "/_sim/funding")
+        # the venue's own books, for a look at any difference
+        (out / "venue.json").write_text(
+            json.dumps({"orders": orders, "trades": trades, "funding": funding, "view": view}, default=str)
+        )
     finally:
         inj.stop()
         sim.stop()
