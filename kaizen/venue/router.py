@@ -199,40 +199,49 @@ class OrderRouter:
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Learn where the venue is (fills and funding already there are history, not ours) and
-        reconcile positions and open orders with it.
-
-        Our equity is the wallet at the history cut plus what our books add after it, so the cut and
-        the wallet must be one instant: the wallet is read before and after the history pass, and
-        the pass is repeated until both agree (a fill or funding payment settling in between would
-        otherwise be counted twice, or not at all). A position adopted by the reconcile then carries
-        its unrealized PnL from the venue's entry price, counted once."""
-        for _ in range(5):
-            before = (await self.venue.fetch_balance()).wallet
-            for sym in self.symbols:
-                for f in await self.venue.fetch_fills(sym, None):
-                    self._seen_fills.add(f.trade_id)
-                    self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
-            for f in await self.venue.fetch_funding(None):
-                self._seen_funding.add(f.funding_id)
-                self._funding_since = max(self._funding_since or 0, f.ts_ms)
-            wallet = (await self.venue.fetch_balance()).wallet
-            if wallet == before:
-                break
-        self.starting_equity = wallet
+        """Learn where the venue is (fills and funding already there are history, not ours),
+        reconcile positions and open orders with it, cancel what a killed process of this run left
+        open, and fix the equity basis (see _set_basis)."""
+        for sym in self.symbols:
+            for f in await self.venue.fetch_fills(sym, None):
+                self._seen_fills.add(f.trade_id)
+                self._fill_since[sym] = max(self._fill_since[sym] or 0, f.ts_ms)
+        for f in await self.venue.fetch_funding(None):
+            self._seen_funding.add(f.funding_id)
+            self._funding_since = max(self._funding_since or 0, f.ts_ms)
         self._started = True
         self._adopting = True  # no equity figure until the venue's positions are in our books
         try:
             await self.reconcile()
+            # Orders of this run left by a previous process (same persisted run id): their fills
+            # are in (reconcile took them); the process that decided them is gone, so cancel them.
+            for sym in self.symbols:
+                for t in [t for t in self._active[sym].values() if t.open]:
+                    self.adopted_at_start += 1
+                    await self._cancel(t)
+            await self._set_basis()
         finally:
             self._adopting = False
-        # Orders of this run left by a previous process (same persisted run id): their fills are in
-        # (reconcile took them); they were decided by a process that is gone, so cancel them.
-        for sym in self.symbols:
-            for t in [t for t in self._active[sym].values() if t.open]:
-                self.adopted_at_start += 1
-                await self._cancel(t)
-        await self.poll(check_risk=False, fills=True)
+        await self.check_equity(check_risk=False)
+
+    async def _set_basis(self) -> None:
+        """Our equity is a basis plus our books (realized - fees - funding + unrealized from the
+        entry prices). The basis is the venue's wallet less what our books already hold of it, read
+        when nothing settles: the wallet before and after taking every fill and funding payment in,
+        until both agree, so each one is counted exactly once (in the wallet or in our books). A
+        position adopted at its entry price then carries its unrealized PnL once."""
+        wallet = 0.0
+        for _ in range(5):
+            before = (await self.venue.fetch_balance()).wallet
+            for sym in self.symbols:
+                await self._poll_fills(sym)
+            for fp in await self.venue.fetch_funding(self._funding_since):
+                self.on_funding(fp)
+            wallet = (await self.venue.fetch_balance()).wallet
+            if wallet == before:
+                break
+        booked = sum(b.realized - b.fees - b.funding for b in self.books.values())
+        self.starting_equity = wallet - booked
 
     async def stop(self) -> None:
         """Cancel every open order, then take the last fills and funding in."""
