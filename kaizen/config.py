@@ -76,6 +76,10 @@ class RiskConfig(_Section):
     # sizing capital; 0: the account's equity at start. Sizing never compounds within a run, so a
     # decision depends on market data only.
     capital: Annotated[float, Meta(ge=0, description="USDT")] = 0.0
+    # where the kill switch's halt state and the run's identity (run.json) live; "": the run
+    # directory (the lineage directory's parent). A new run naming the same state_dir finds a halt
+    # even with another lineage directory.
+    state_dir: str = ""
 
 
 class StrategyConfig(_Section):

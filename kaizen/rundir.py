@@ -93,3 +93,27 @@ def latest_log(root: str | os.PathLike[str] = RUNS_ROOT, depth: int = 3) -> Path
             nxt += children
         level = nxt
     return best[1] if best else None
+
+
+def run_identity(run_dir: str | os.PathLike[str]) -> str:
+    """The run's persisted identity: `run.json` holds a run id made at the first start and a count
+    of starts. Client order ids are tagged by the run id (so a restarted process recognises, and
+    cancels, the orders a killed one left) and their digests by `<run id>#<start>`, so no two
+    processes of the run ever make the same id."""
+    import json
+    import secrets
+
+    p = Path(run_dir) / RUN_FILE
+    data: dict = {}
+    if p.exists():
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            raise KaizenError(f"{p}: unreadable run identity; move it away to start a new run") from None
+    run_id = str(data.get("run_id") or f"run-{secrets.token_hex(6)}")
+    starts = int(data.get("starts", 0)) + 1
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"run_id": run_id, "starts": starts}))
+    os.replace(tmp, p)
+    return f"{run_id}#{starts}"

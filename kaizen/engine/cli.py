@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     result = run(cfg, duration_s=args.duration, show_progress=not args.no_progress, config_path=args.config)
     _print_result(result)
-    return 0
+    return 3 if result.halted else 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -98,3 +98,5 @@ def _print_result(result) -> None:
     if result.errors:
         print(f"engine errors (logged to lineage): {len(result.errors)}; first: {result.errors[0]}")
     print(f"lineage log: {result.lineage_dir}")
+    if result.halted:
+        print(result.halted)

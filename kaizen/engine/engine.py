@@ -146,7 +146,7 @@ class Engine:
         self.feed: Any = None
         self.router: Any = None
         self.risk: Any = None
-        self._targets: dict[str, tuple[float, float, float, int, int]] = {}
+        self._targets: dict[str, tuple[float, float, float, int, int, float]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -179,7 +179,12 @@ class Engine:
         for ctx in self.ctx.values():
             ctx.budget = self.capital / len(self.symbols)
         self.risk = RiskManager(
-            cfg.risk, equity=self.equity0, state_path=self.state_path, now_ms=self._clock_ms()
+            cfg.risk,
+            equity=self.equity0,
+            state_path=self.state_path,
+            now_ms=self._clock_ms(),
+            # paper runs on a simulator whose clock runs at sim.speed: staleness is judged on it
+            clock_rate=cfg.sim.speed if self.mode == "paper" else 1.0,
         )
         self.router = OrderRouter(
             self.venue,
@@ -190,6 +195,7 @@ class Engine:
             starting_equity=self.equity0,
             clock_ms=self._clock_ms,
             rebalance_band=cfg.strategy.rebalance_band,
+            kill_on_events=self.mode != "backtest",  # a backtest checks once per bar (driver)
         )
         await self.router.start()
         if not live:
@@ -449,6 +455,7 @@ class Engine:
                 mark if mark > 0 else bar.close,
                 dec.id,
                 close_ns // 1_000_000,
+                float(target.edge),
             )
             self._wake.set()
 
@@ -526,10 +533,10 @@ class Engine:
     async def execute_targets(self) -> None:
         """Send every pending target through the router (the only path orders take)."""
         pending, self._targets = self._targets, {}
-        for symbol, (target, ref, mark, dec_id, data_ms) in pending.items():
+        for symbol, (target, ref, mark, dec_id, data_ms, edge) in pending.items():
             try:
                 await self.router.set_target(
-                    symbol, target, ref, mark_price=mark, parents=[dec_id], data_ts_ms=data_ms
+                    symbol, target, ref, mark_price=mark, parents=[dec_id], data_ts_ms=data_ms, edge=edge
                 )
             except Exception as exc:  # a venue error must not stop the engine; it is logged
                 self._error(f"set_target {symbol}: {type(exc).__name__}: {exc}")

@@ -14,6 +14,8 @@ ROWS = (
     ("fees", "fees paid (USDT)", "{:.4f}"),
     ("funding", "funding paid (USDT, + = paid)", "{:+.4f}"),
     ("trades", "trades (fills)", "{:.0f}"),
+    ("decisions_traded", "decisions that traded", "{:.0f}"),
+    ("fees_per_decision", "fees per decision that traded (USDT)", "{:.4f}"),
     ("max_drawdown", "max drawdown (fraction of peak equity)", "{:.4%}"),
     ("bars", "bars closed", "{:.0f}"),
     ("decisions", "decisions", "{:.0f}"),

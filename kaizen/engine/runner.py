@@ -41,6 +41,7 @@ class RunResult:
     summary: dict[str, float]
     lineage_dir: Path
     errors: list[str] = field(default_factory=list)
+    halted: str = ""  # the kill switch's one-line halt notice ("" when armed)
 
 
 class SimProcess:
@@ -142,6 +143,9 @@ def run(
 ) -> RunResult:
     """Run the engine; returns the summary once it has stopped and flushed its lineage.
     `config_path`: the file SIGHUP re-reads (no reload without it)."""
+    from kaizen.venue.session import check_credentials
+
+    check_credentials(cfg)  # live without keys: one line, before any network call
     check_cpu_pin(cfg.engine.cpu_pin)
     logging.basicConfig(
         level=cfg.engine.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -214,6 +218,7 @@ class Session:
         self._housekeeping: asyncio.Task | None = None
         self._signals: list[int] = []
         self._t0 = time.monotonic()
+        self.stream: Any = None  # the user-data stream (fills and order updates)
 
     async def run(self) -> RunResult:
         try:
@@ -223,8 +228,11 @@ class Session:
             summary = await self.shutdown(reason)
         finally:
             await self.close()
+        from kaizen.venue import session as vs
+
         (self.run_dir / "summary.json").write_bytes(msgspec.json.encode(summary))
-        return RunResult(summary, self.lineage_dir, self.engine.errors)
+        halted = vs.halt_line(self.engine.risk, vs.state_dir(self.cfg))
+        return RunResult(summary, self.lineage_dir, self.engine.errors, halted)
 
     # ---- phases --------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -233,13 +241,16 @@ class Session:
         from kaizen.lineage.writer import LineageWriter
         from kaizen.ops.metrics import EngineMetrics
         from kaizen.venue import make_venue
+        from kaizen.venue import session as vs
 
         cfg = self.cfg
         self.stop_event = asyncio.Event()
         self.writer = LineageWriter(self.lineage_dir, cfg.lineage)
         self.venue = make_venue(cfg, rest_url=self.rest_url, ws_url=self.ws_url)
+        # the halt state and the run's identity live in the run's state directory, so a new run
+        # with another lineage directory still finds a halt, and client ids never repeat
         self.engine = Engine(
-            cfg, self.venue, self.writer, config_hash(cfg), state_path=self.run_dir / "risk_halt.json"
+            cfg, self.venue, self.writer, config_hash(cfg), state_path=vs.halt_path(cfg), run_id=vs.run_id_for(cfg)
         )
         self.metrics = EngineMetrics()
         self.install_signals()
@@ -253,7 +264,12 @@ class Session:
         # The lineage writer thread exists now: it goes to the other cores, the loop to its own.
         if cfg.engine.cpu_pin >= 0:
             say(pin_hot_thread(cfg.engine.cpu_pin))
-        await self.engine.start()
+        from kaizen.venue import session as vs
+
+        await vs.start_venue(self.engine)  # adopt/cancel the crashed run's orders, equity from the venue
+        if self.engine.risk.halted:  # a halted start says so, in one line, and trades nothing
+            print(f"kaizen: {vs.halt_line(self.engine.risk, vs.state_dir(cfg))}", file=sys.stderr)
+        self.stream = await vs.start_user_stream(cfg, self.engine.router, self.rest_url, self.ws_url)
         if cfg.engine.stage_timing:
             skipped = instrument(self.engine, self.metrics)
         else:
@@ -329,6 +345,8 @@ class Session:
             (self.run_dir / "status.url").unlink(missing_ok=True)
         if self.gc is not None:
             await self.gc.stop()
+        if self.stream is not None:
+            await self.stream.stop()
         if self.venue is not None:
             await self.venue.close()
         if self.writer is not None:

@@ -34,6 +34,15 @@ MAX_PENDING_CHUNKS = 16  # producer blocks past this many chunks in flight (disk
 # chunks are reused, so this also bounds the buffer memory: 16 x ~2 MiB. Smaller keeps a writer that
 # shares the producer's core working on chunks still in cache; larger rides out longer disk stalls.
 DICT_NAME = "zstd.dict"
+# Past MAX_PENDING_CHUNKS the producer (the event loop) is never blocked for records a run can do
+# without: market data, features, predictions and decisions are dropped and counted (a RiskEvent
+# says how many once the writer caught up). Orders, fills, funding, risk events and reconciles are
+# small and are what the books are rebuilt from: they are kept, blocking only past this hard bound.
+HARD_PENDING_CHUNKS = 2 * MAX_PENDING_CHUNKS
+CRITICAL_TAGS = frozenset(
+    {"order", "fill", "funding", "risk", "reconcile", "run_start", "run_end", "model_swap", "pointer_move",
+     "rollback"}
+)  # fmt: skip
 
 
 class _Stamp(msgspec.Struct):
@@ -91,6 +100,9 @@ class LineageWriter:
         # The hot path calls the Cython buffer directly (no Python frame in between).
         self.append = self._buf.append
         self.append_encoded = self._buf.append_encoded
+        self.dropped = 0  # non-critical records dropped while the writer was behind
+        self._dropped_reported = 0
+        self._overloaded = False
         self._written = 0  # records written to the OS
         self._closing = False
         self._closed = False
@@ -129,13 +141,58 @@ class LineageWriter:
         buf = self._buf
         if buf.outstanding >= WAKE_CHUNKS and not self._wake.is_set():
             self._wake.set()  # enough for a batch: don't wait for the flush timer
-        if buf.outstanding > MAX_PENDING_CHUNKS:
+        if buf.outstanding > MAX_PENDING_CHUNKS and not self._overloaded:
+            # disk or zstd too slow: from now on only critical records are kept (drop-and-count),
+            # so the producer never waits here
             self._wake.set()
-            with self._space:  # disk or zstd too slow: block the producer until the writer catches up
-                while (
-                    buf.outstanding > MAX_PENDING_CHUNKS and self._error is None and self._thread.is_alive()
-                ):
-                    self._space.wait(0.05)
+            self._overloaded = True
+            self.append = self._append_overloaded
+            self.append_encoded = self._append_encoded_overloaded
+        if buf.outstanding > HARD_PENDING_CHUNKS:
+            self._wait_for_space(HARD_PENDING_CHUNKS)
+
+    def _wait_for_space(self, bound: int) -> None:
+        buf = self._buf
+        self._wake.set()
+        with self._space:
+            while buf.outstanding > bound and self._error is None and self._thread.is_alive():
+                self._space.wait(0.05)
+
+    def _caught_up(self) -> bool:
+        if self._buf.outstanding > MAX_PENDING_CHUNKS // 2:
+            return False
+        self._overloaded = False
+        self.append = self._buf.append
+        self.append_encoded = self._buf.append_encoded
+        n = self.dropped - self._dropped_reported
+        if n:
+            self._dropped_reported = self.dropped
+            from kaizen.lineage.ids import new_id
+            from kaizen.lineage.records import RiskEvent
+
+            self._buf.append(
+                RiskEvent(
+                    id=new_id(),
+                    ts=time.time_ns(),
+                    kind="lineage_dropped",
+                    detail=f"{n} non-critical records dropped (writer behind; {self.dropped} in this run)",
+                )
+            )
+        return True
+
+    def _append_overloaded(self, record: Base) -> None:
+        if self._caught_up():
+            self._buf.append(record)
+        elif type(record).__struct_config__.tag in CRITICAL_TAGS:
+            self._buf.append(record)
+        else:
+            self.dropped += 1
+
+    def _append_encoded_overloaded(self, payload, ts: int | None = None) -> None:
+        if self._caught_up():
+            self._buf.append_encoded(payload, ts)
+        else:
+            self.dropped += 1  # pre-encoded records are the hot path's market data
 
     def flush(self) -> None:
         """Block until every record appended before this call has been written to the OS: it then
@@ -155,6 +212,9 @@ class LineageWriter:
         """Drain everything, fsync (unless fsync = "never") and close the files."""
         if self._closed:
             return
+        if self._overloaded:  # the drop count goes into the log before it closes
+            self._wait_for_space(MAX_PENDING_CHUNKS // 2)
+            self._caught_up()
         try:
             self.flush()
         finally:

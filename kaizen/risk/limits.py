@@ -33,8 +33,12 @@ class RiskManager:
         *,
         state_path: str | os.PathLike[str] | None = None,
         now_ms: int | None = None,
+        clock_rate: float = 1.0,
     ) -> None:
         self.cfg = cfg
+        # venue ms per wall ms: 1 live; the simulator's speed in paper. `stale_after_ms` is a wall
+        # tolerance (as in the feed's watchdog) applied on the venue clock, so it scales with it.
+        self.stale_after_venue_ms = cfg.stale_after_ms * max(clock_rate, 1.0)
         self.equity = float(equity)
         self.peak_equity = float(equity)
         now = _now_ms() if now_ms is None else now_ms
@@ -62,7 +66,13 @@ class RiskManager:
         if last is None:
             return True
         now = _now_ms() if now_ms is None else now_ms
-        return now - last > self.cfg.stale_after_ms
+        return now - last > self.stale_after_venue_ms
+
+    def is_stale_data(self, data_ts_ms: int | None, now_ms: int) -> bool:
+        """The one staleness rule, on the venue clock: the data behind a decision (the bar's close or
+        the event's time) is stale when it is older than `stale_after_ms` (in venue time: scaled by
+        the clock rate) at `now_ms` (the engine's venue-event clock), or when its time is unknown."""
+        return data_ts_ms is None or now_ms - data_ts_ms > self.stale_after_venue_ms
 
     # --- the gate --------------------------------------------------------------------------------
     def check_order(
@@ -78,9 +88,12 @@ class RiskManager:
         *,
         now_ms: int | None = None,
         pending: dict[str, float] | None = None,
+        data_ts_ms: int | None = None,
     ) -> tuple[bool, str]:
         """May this order be sent? `positions` are signed quantities, `pending` signed open-order
-        quantities (counted as if filled), `prices` the marks used to value other symbols."""
+        quantities (counted as if filled), `prices` the marks used to value other symbols,
+        `data_ts_ms` the venue time of the data behind the order (None: the symbol's latest market
+        data, for callers outside the router)."""
         if self.halted:
             return False, f"halted: {self.halt_reason}"
         if not (qty > 0 and math.isfinite(qty) and price > 0 and math.isfinite(price)):
@@ -106,7 +119,8 @@ class RiskManager:
         new = cur + signed
         if abs(new) <= abs(cur) + _EPS and new * cur >= -_EPS:
             return True, "reduces exposure"
-        if self.is_stale(symbol, now):
+        stale = self.is_stale(symbol, now) if data_ts_ms is None else self.is_stale_data(data_ts_ms, now)
+        if stale:
             return False, f"stale market data on {symbol}: no new risk"
         mark = mark_price
         if abs(new) * mark > cfg.max_notional_per_symbol * (1 + 1e-9):

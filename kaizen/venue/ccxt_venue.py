@@ -326,11 +326,29 @@ class CcxtVenue:
         avail = _num(info.get("availableBalance"), usdt.get("free"))
         return Balance(wallet=wallet, equity=equity, available=avail)
 
+    FILL_PAGE = 1000
+    FILL_PAGES_MAX = 50
+
     async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> list[VenueFill]:
-        raw = await self._call(
-            "fetch_my_trades", self.ex.fetch_my_trades, kaizen_to_unified(symbol), since_ms, 1000
-        )
-        return [self._fill(symbol, t) for t in raw]
+        """Every fill since `since_ms` (inclusive), page by page: a full page means there may be
+        more, so the next page starts at the last fill's time (trades at that ms are deduplicated
+        by id). Without `since_ms`, the latest page only (the account's recent history)."""
+        out: dict[str, VenueFill] = {}
+        since = since_ms
+        for _ in range(self.FILL_PAGES_MAX):
+            raw = await self._call(
+                "fetch_my_trades", self.ex.fetch_my_trades, kaizen_to_unified(symbol), since, self.FILL_PAGE
+            )
+            new = 0
+            for t in raw:
+                f = self._fill(symbol, t)
+                if f.trade_id not in out:
+                    out[f.trade_id] = f
+                    new += 1
+            if since is None or len(raw) < self.FILL_PAGE or new == 0:
+                break
+            since = max(f.ts_ms for f in out.values())
+        return sorted(out.values(), key=lambda f: (f.ts_ms, f.trade_id))
 
     @staticmethod
     def _fill(symbol: str, t: dict) -> VenueFill:

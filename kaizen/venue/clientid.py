@@ -16,8 +16,10 @@ _VALID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 
 
 def run_tag(run_id: str) -> str:
-    """Eight url-safe characters naming the run; every client id of the run starts with kz<tag>."""
-    return hashlib.blake2b(run_id.encode(), digest_size=6).hexdigest()[:8]
+    """Eight url-safe characters naming the run; every client id of the run starts with kz<tag>.
+    A `#<start>` suffix (kaizen.rundir.run_identity) names one process of the run: it changes the
+    ids' digests, not the tag, so every process of the run recognises the others' orders."""
+    return hashlib.blake2b(run_id.split("#", 1)[0].encode(), digest_size=6).hexdigest()[:8]
 
 
 def make_client_id(run_id: str, symbol: str, decision_id: int, seq: int) -> str:

@@ -106,8 +106,10 @@ def test_orders_placed_are_orders_the_simulator_received(tmp_path, monkeypatch):
     result, received, venue = asyncio.run(main())
     ours = [r for r in LineageReader(tmp_path / "lineage").records(types=["order"])]
     assert ours, "the engine placed no order"
-    sent = {r.client_order_id: r for r in ours}
     got = {o["params"].get("newClientOrderId"): o for o in received}
+    # an order cut off by the shutdown before its answer is logged in doubt ("unknown"): the venue
+    # may or may not have it; every other logged order is one the venue received, and vice versa
+    sent = {r.client_order_id: r for r in ours if r.status != "unknown" or r.client_order_id in got}
     assert set(sent) == set(got), "orders logged by the engine differ from orders the venue received"
     for cid, rec in sent.items():
         params = got[cid]["params"]
@@ -121,9 +123,16 @@ def test_orders_placed_are_orders_the_simulator_received(tmp_path, monkeypatch):
     summ = result.summary
     mine = [t for t in venue["trades"] if t["clientOrderId"] in sent]
     assert len(mine) == summ["trades"] > 0
-    assert summ["fees"] == pytest.approx(sum(t["commission"] for t in mine), rel=1e-9)
+    # fills come from the user-data stream, which reports each fee to 8 decimals (as Binance does)
+    assert summ["fees"] == pytest.approx(sum(t["commission"] for t in mine), abs=1e-8 * len(mine))
     assert summ["realized_pnl"] == pytest.approx(sum(t["realizedPnl"] for t in mine), abs=1e-6)
     # (this 5 h run may hold nothing at a settlement; test_paper_run_summary_agrees_with_lineage requires one)
-    assert summ["funding"] == pytest.approx(-sum(f["payment"] for f in venue["funding"]), abs=1e-9)
+    # the venue's income history reports each payment to 8 decimals
+    paid = -sum(f["payment"] for f in venue["funding"])
+    assert summ["funding"] == pytest.approx(paid, abs=1e-8 * len(venue["funding"]) + 1e-12)
     assert all(lots == 0 for lots in venue["open_lots"].values())  # flattened on stop
     assert summ["net_pnl"] == pytest.approx(venue["wallet_change"], abs=1e-6)
+    # fees per decision that traded: the decisions are the orders' parents in the log
+    traded = {r.parents[0] for r in ours if r.parents and r.status != "unknown"}
+    assert summ["decisions_traded"] == len(traded) > 0
+    assert summ["fees_per_decision"] == pytest.approx(summ["fees"] / len(traded), rel=1e-6)

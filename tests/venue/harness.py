@@ -170,3 +170,10 @@ class Session:
 
     def mark(self, symbol: str) -> float:
         return float(self.sim.markets[symbol].mark)
+
+
+def fresh() -> int:
+    """Now on the router's default clock (wall ms): the data time of a target decided just now."""
+    import time
+
+    return time.time_ns() // 1_000_000

@@ -15,7 +15,7 @@ import pytest
 from kaizen.lineage import records
 from kaizen.venue.base import VenueError
 from kaizen.venue.ccxt_venue import kaizen_to_unified, unified_to_kaizen
-from tests.venue.harness import Session
+from tests.venue.harness import Session, fresh
 
 SYM = "BTCUSDT"
 # Bybit's non-VIP USDT-perpetual rates (help center, "Perpetual & Futures Contract: Fees Explained",
@@ -63,11 +63,11 @@ def test_bybit_end_to_end_orders_fills_fees_positions_balance(tmp_path):
                 float(spec.min_qty),
             )
             q = intended(s, 1_000.0)
-            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[11])
+            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[11], data_ts_ms=fresh())
             assert [o.status for o in orders] == ["filled"]
             await settle(s, q)
             q2 = -intended(s, 500.0)  # through zero to a short
-            await s.router.set_target(SYM, q2, s.mark(SYM), s.mark(SYM), parents=[12])
+            await s.router.set_target(SYM, q2, s.mark(SYM), s.mark(SYM), parents=[12], data_ts_ms=fresh())
             await settle(s, q2)
             positions = await s.venue.fetch_positions()
             assert positions["ETHUSDT"].qty == 0  # listed although flat
@@ -115,7 +115,7 @@ def test_bybit_fault_no_duplicate_and_intended_position(tmp_path, fault):
                 s.proxy.cut_orders = 1
             else:
                 s.sim.set_faults({**FAULTS[fault], "paths": ["/v5/order/create"], "methods": ["POST"]})
-            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[1])
+            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[1], data_ts_ms=fresh())
             assert len(orders) == 1 and orders[0].status in ("filled", "accepted"), orders
             cid = orders[0].client_order_id
             if fault == "disconnect_mid_order":
@@ -141,9 +141,9 @@ def test_bybit_funding_has_the_venue_sign(tmp_path):
     async def go():
         async with bybit(tmp_path) as s:
             q = intended(s, 1_000.0)
-            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM))
+            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), data_ts_ms=fresh())
             await settle(s, q)
-            s.sim.markets[SYM].premium = 0.002  # a rich perp: funding positive, longs pay
+            # a rich perp (time-weighted premium 0.2 %): funding positive, longs pay
             s.sim.markets[SYM].prem_sum, s.sim.markets[SYM].prem_time = 0.002, 1.0
             s.sim.advance(s.sim.exchange.next_funding - s.sim.now_ms() + 1)
             log = [f for f in s.sim.funding_log if f["symbol"] == SYM]

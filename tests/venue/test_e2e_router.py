@@ -11,7 +11,7 @@ import math
 import pytest
 
 from kaizen.lineage import records
-from tests.venue.harness import Session
+from tests.venue.harness import Session, fresh
 
 SYM = "BTCUSDT"
 
@@ -41,13 +41,13 @@ def test_targets_fills_fees_and_reconcile(tmp_path):
     async def go():
         async with Session(tmp_path, [SYM]) as s:
             q = intended(s, 1_000.0)
-            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[11])
+            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[11], data_ts_ms=fresh())
             assert [o.status for o in orders] == ["filled"] and orders[0].parents == [11]
             await settle(s, q)
             assert s.router.position(SYM) == pytest.approx(q)
             # reduce to a short: one order through zero
             q2 = -intended(s, 500.0)
-            await s.router.set_target(SYM, q2, s.mark(SYM), s.mark(SYM), parents=[12])
+            await s.router.set_target(SYM, q2, s.mark(SYM), s.mark(SYM), parents=[12], data_ts_ms=fresh())
             await settle(s, q2)
             pos = (await s.venue.fetch_positions())[SYM].qty
             assert pos == pytest.approx(q2) == pytest.approx(s.router.position(SYM))
@@ -72,7 +72,7 @@ def test_reconcile_adopts_venue_position_on_start(tmp_path):
     async def go():
         async with Session(tmp_path, [SYM]) as s:
             q = intended(s, 800.0)
-            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM))
+            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), data_ts_ms=fresh())
             await settle(s, q)
             # a second router (a restart) finds the position and logs the discrepancy
             from kaizen.venue.router import OrderRouter
@@ -82,7 +82,7 @@ def test_reconcile_adopts_venue_position_on_start(tmp_path):
             recs = [r for r in s.lineage.of(records.Reconcile) if r.what == "position"]
             assert recs and float(recs[-1].venue) == pytest.approx(q)
             assert r2.position(SYM) == pytest.approx(q)
-            await r2.set_target(SYM, 0.0, s.mark(SYM), s.mark(SYM))
+            await r2.set_target(SYM, 0.0, s.mark(SYM), s.mark(SYM), data_ts_ms=fresh())
             for _ in range(50):
                 await r2.poll()
                 if r2.position(SYM) == 0:
@@ -111,7 +111,7 @@ def test_fault_no_duplicate_and_intended_position(tmp_path, fault):
             else:
                 s.sim.set_faults({**FAULTS[fault], "paths": ["/fapi/v1/order"], "methods": ["POST"]})
             t0 = asyncio.get_running_loop().time()
-            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[1])
+            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[1], data_ts_ms=fresh())
             elapsed = asyncio.get_running_loop().time() - t0
             assert len(orders) == 1 and orders[0].status in ("filled", "accepted"), orders
             cid = orders[0].client_order_id
@@ -134,7 +134,7 @@ def test_fault_no_duplicate_and_intended_position(tmp_path, fault):
             assert s.router.position(SYM) == pytest.approx(q)
             assert (await s.venue.fetch_positions())[SYM].qty == pytest.approx(q)
             # the same target again sends nothing
-            assert await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[2]) == []
+            assert await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[2], data_ts_ms=fresh()) == []
             await finish(s)
             assert len(s.accepted()) == 1
 
@@ -148,7 +148,7 @@ def test_limit_orders_left_resting_are_cancelled_on_stop(tmp_path):
             m = s.mark(SYM)
             q = intended(s, 500.0)
             # a passive buy 1 % under the mark rests on the book
-            orders = await s.router.set_target(SYM, q, m * 0.99, m)
+            orders = await s.router.set_target(SYM, q, m * 0.99, m, data_ts_ms=fresh())
             assert orders[0].status == "accepted"
             assert len(await s.venue.fetch_open_orders(SYM)) == 1
             assert math.isclose(s.router.expected_position(SYM), q)
@@ -176,7 +176,7 @@ def test_outcome_unknown_after_retries_is_reconciled(tmp_path):
                 s.sim.set_faults({"rest_5xx": 1000})
 
             task = asyncio.create_task(break_lookups())
-            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[5])
+            orders = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), parents=[5], data_ts_ms=fresh())
             await task
             assert orders[0].status == "unknown" and "gave up" in orders[0].error
             assert len(s.accepted()) == 1
@@ -200,7 +200,7 @@ def test_funding_through_a_settlement(tmp_path):
             rate, next_ms = await s.venue.fetch_next_funding(SYM)
             assert next_ms > 0 and abs(rate) <= 0.0075
             q = intended(s, 1_500.0)
-            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM))
+            await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), data_ts_ms=fresh())
             await settle(s, q)
             s.sim.advance(next_ms - s.sim.now_ms() + 1)
             await s.router.poll(funding=True)
@@ -228,7 +228,7 @@ def test_partial_fills_converge_without_overshoot(tmp_path):
             q = intended(s, 1_000.0)
             m = s.venue.markets[SYM]
             for _ in range(12):
-                out = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM))
+                out = await s.router.set_target(SYM, q, s.mark(SYM), s.mark(SYM), data_ts_ms=fresh())
                 await s.router.poll()
                 pos = s.router.position(SYM)
                 assert pos <= q + 1e-12

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from kaizen.lineage import records
-from tests.venue.harness import Session
+from tests.venue.harness import Session, fresh
 
 SYM = "BTCUSDT"
 
@@ -24,7 +24,7 @@ def test_scripted_loss_trips_at_the_limit(tmp_path, capfd):
             p0 = s.mark(SYM)
             s.sim.script_price({"symbol": SYM, "price": p0})
             q = s.venue.markets[SYM].round_qty(2_000.0 / p0)
-            await s.router.set_target(SYM, q, p0, p0)
+            await s.router.set_target(SYM, q, p0, p0, data_ts_ms=fresh())
             await s.router.poll()
             assert s.router.position(SYM) == pytest.approx(q)
             equity0 = s.risk.day_start_equity
@@ -47,7 +47,7 @@ def test_scripted_loss_trips_at_the_limit(tmp_path, capfd):
             assert flat and all(o.reduce_only for o in flat)
             # nothing is sent after it, whatever the strategy asks
             for target in (q, -q, 2 * q):
-                assert await s.router.set_target(SYM, target, price, price) == []
+                assert await s.router.set_target(SYM, target, price, price, data_ts_ms=fresh()) == []
             await s.router.poll()
             await s.router.stop()
             assert len(s.sim.orders_received) == n_before

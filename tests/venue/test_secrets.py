@@ -14,7 +14,7 @@ import pytest
 from kaizen.config import Config, VenueConfig
 from kaizen.venue import make_venue
 from kaizen.venue.base import OrderRejected, VenueError
-from tests.venue.harness import KEY_ENV, SECRET_ENV, Session
+from tests.venue.harness import KEY_ENV, SECRET_ENV, Session, fresh
 
 SYM = "BTCUSDT"
 
@@ -44,7 +44,7 @@ def test_key_and_secret_never_written(tmp_path, capfd, monkeypatch):
             s.sim.script_price({"symbol": SYM, "price": p0})
             s.sim.set_faults({"rest_5xx": 1, "rest_429": 1, "retry_after_s": 0, "paths": ["/fapi/v1/order"]})
             q = s.venue.markets[SYM].round_qty(1_500.0 / p0)
-            await s.router.set_target(SYM, q, p0, p0, parents=[1])
+            await s.router.set_target(SYM, q, p0, p0, parents=[1], data_ts_ms=fresh())
             await s.router.poll()
             s.venue.ex.verbose = False
             # a venue refusal (below min notional is refused by the venue's filters)
