@@ -31,20 +31,7 @@ from kaizen.ext.thompson cimport ThompsonPortfolio
 import numpy as np
 
 
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec* tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline int64_t now_ns() noexcept nogil:
-    # CLOCK_MONOTONIC: the clock time.perf_counter_ns reads on Linux, so C and Python stamps compare
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+from kaizen.ext.clock cimport now_ns  # CLOCK_MONOTONIC, as time.perf_counter_ns
 
 
 def monotonic_ns():

@@ -342,19 +342,7 @@ def parse_qty(OrderBook book, str s):
     return v // book.lot_units
 
 
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec* tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline int64_t _now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+from kaizen.ext.clock cimport now_ns as _now_ns
 
 
 def time_apply(OrderBook book, const int64_t[::1] ticks, const int64_t[::1] lots,

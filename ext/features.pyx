@@ -434,13 +434,7 @@ cdef class FeatureEngine:
 
 
 # ------------------------------------------------------------------ benchmarking hooks (bench/features.py)
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-
-
-cdef inline long long _now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1_000_000_000LL + ts.tv_nsec
+from kaizen.ext.clock cimport now_ns as _now_ns
 
 
 def time_bars(FeatureEngine fe, const int[::1] sid, const long long[::1] open_time, const double[::1] o,

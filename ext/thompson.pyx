@@ -80,7 +80,6 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.math cimport INFINITY, NAN, isfinite, sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 import numpy as np
 
@@ -859,10 +858,7 @@ def ziggurat_tables():
 
 
 # ---- bench-only: timing loops in C (bench/thompson.py) -------------------------------------------
-cdef inline int64_t _now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+from kaizen.ext.clock cimport now_ns as _now_ns
 
 
 def bench_draw_ns(ThompsonPortfolio p, long reps, long chunks=1):

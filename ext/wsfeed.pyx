@@ -10,19 +10,7 @@ from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 from kaizen.ext.core cimport DecisionCore
 
 
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec* tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline int64_t _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+from kaizen.ext.clock cimport now_ns as _now
 
 
 cdef class CoreListener(WSListener):
