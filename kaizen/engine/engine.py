@@ -237,19 +237,39 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         summary: dict[str, float] = {}
         if self.router is not None:
-            await self.router.cancel_all()
+            # A venue that fails now (5xx, 429, timeouts) must not cut the shutdown short: each step
+            # is retried with backoff beyond the venue client's own retries, then logged and passed.
+            router = self.router
+            await self._persist("cancel open orders", router.cancel_all)
             if self.cfg.engine.flatten_on_stop:
-                await self.router.flatten()
+                await self._persist("flatten", router.flatten)
             # Fills of the flattening orders arrive through the venue's trade history.
             for _ in range(20):
-                await self.router.poll(check_risk=False)
-                if all(abs(self.router.position(s)) < 1e-12 for s in self.cfg.symbols):
+                await self._persist("poll", router.poll, check_risk=False)
+                if all(abs(router.position(s)) < 1e-12 for s in self.cfg.symbols):
                     break
                 await asyncio.sleep(0.1)
-            await self.router.stop()
+            await self._persist("take in the last fills and funding", router.stop)
             summary = self.summary()
         self._log(R.RunEnd, reason=reason, summary=summary)
         return summary
+
+    async def _persist(self, what: str, fn, *args, tries: int = 6, **kw):
+        """`await fn(*args)`, retried on a venue error (0.2 s doubling to 3.2 s, ~6 s in all); the
+        last failure is an engine error record, and the shutdown goes on."""
+        from kaizen.venue.base import VenueError
+
+        delay = 0.2
+        for attempt in range(tries):
+            try:
+                return await fn(*args, **kw)
+            except VenueError as exc:
+                if attempt == tries - 1:
+                    self._error(f"stop: {what} failed after {tries} tries: {exc}")
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 3.2)
+        return None
 
     def summary(self) -> dict[str, float]:
         s = dict(self.router.summary()) if self.router is not None else {}
