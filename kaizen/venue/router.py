@@ -34,6 +34,8 @@ from kaizen.venue.base import (
 from kaizen.venue.clientid import belongs_to_run, make_client_id
 
 log = logging.getLogger("kaizen.router")
+# _set_basis: reads of the wallet around taking every fill and funding payment in, until two agree
+BASIS_TRIES = 10
 
 FINAL = ("closed", "canceled", "cancelled", "rejected", "expired", "filled")
 
@@ -231,7 +233,8 @@ class OrderRouter:
         until both agree, so each one is counted exactly once (in the wallet or in our books). A
         position adopted at its entry price then carries its unrealized PnL once."""
         wallet = 0.0
-        for _ in range(5):
+        settled = False
+        for _ in range(BASIS_TRIES):
             before = (await self.venue.fetch_balance()).wallet
             for sym in self.symbols:
                 await self._poll_fills(sym)
@@ -239,9 +242,25 @@ class OrderRouter:
                 self.on_funding(fp)
             wallet = (await self.venue.fetch_balance()).wallet
             if wallet == before:
+                settled = True
                 break
         booked = sum(b.realized - b.fees - b.funding for b in self.books.values())
         self.starting_equity = wallet - booked
+        if not settled:
+            log.warning("equity basis read while the wallet kept moving (%d reads): it may be off", BASIS_TRIES)
+        # how the starting equity was derived, for the audit trail
+        self.lineage.append(
+            records.RiskEvent(
+                id=new_id(),
+                ts=self._clock_ms() * 1_000_000,
+                kind="equity_basis" if settled else "equity_basis_unsettled",
+                detail=f"wallet {wallet:.8f} - booked {booked:.8f} = basis {self.starting_equity:.8f}"
+                + ("" if settled else f" (the wallet moved during each of {BASIS_TRIES} reads: a payment or fill "
+                   "may be counted twice; settlements come faster than the venue's REST round trips)")
+                + "; "
+                f"positions {', '.join(f'{s} {b.qty:g}@{b.avg:g}' for s, b in self.books.items() if b.qty)}",
+            )
+        )
 
     async def stop(self) -> None:
         """Cancel every open order, then take the last fills and funding in."""

@@ -61,9 +61,9 @@ def test_fault_run_passes_every_check(tmp_path):
     import subprocess
 
     res = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "fault_run.py"), "--days", "10", "--speed", "14400",
+        [sys.executable, str(REPO / "bench" / "fault_run.py"), "--days", "10", "--speed", "3600",
          "--kills", "3", "--out", str(tmp_path / "fault")],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        cwd=REPO, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     print(res.stdout)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
