@@ -60,7 +60,7 @@ def loop_events(lineage: Path) -> dict:
     from kaizen.lineage import records as R
     from kaizen.lineage.reader import LineageReader
 
-    out = {"decisions": [], "alarms": [], "rollbacks": [], "swaps": [], "equity": []}
+    out = {"decisions": [], "alarms": [], "rollbacks": []}
     for r in LineageReader(lineage).records():
         if isinstance(r, R.Decision):
             out["decisions"].append(r.ts // 1_000_000)
@@ -68,8 +68,6 @@ def loop_events(lineage: Path) -> dict:
             out["alarms"].append(r.ts // 1_000_000)
         elif isinstance(r, R.Rollback):
             out["rollbacks"].append(r.ts // 1_000_000)
-        elif isinstance(r, R.ModelSwap):
-            out["swaps"].append((r.ts // 1_000_000, r.reason))
     return out
 
 

@@ -48,6 +48,7 @@ from kaizen.errors import DataError
 from kaizen.market.data import Dataset
 from kaizen.market.view import DataView
 from kaizen.models import exit as exit_model
+from kaizen.models.exit_eval import _date
 from kaizen.models.exit_rules import LEARNED, ORACLE, baseline_names, make_rule
 from kaizen.models.trades import Market, Trades, make_trades, value_matrix
 
@@ -548,12 +549,6 @@ def evaluate(
         "costs": {"taker_fee": costs.taker_fee, "half_spread": costs.half_spread, "slippage": costs.slippage},
     }  # fmt: skip
     return EngineEval(table, detail, runs, periods)
-
-
-def _date(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
 
 
 def dump(path: Path, obj: Any) -> None:
