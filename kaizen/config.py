@@ -151,6 +151,9 @@ class BacktestConfig(_Section):
     train_trees: Count = 100
     train_learning_rate: Fraction = 0.1
     train_meta_trees: Count = 50
+    # fits of one training run at once in threads (one XGBoost thread each): the same model for any
+    # value; 2 lets the longest strategy (the loop) use both cores once the others are done
+    train_fit_workers: Annotated[int, Meta(ge=1, le=64, description="threads")] = 2
     workers: Annotated[int, Meta(ge=1, le=256, description="processes")] = 2  # strategies in parallel
     flatten_at_end: bool = True  # close every position at the last bar (costs included)
 
@@ -201,6 +204,11 @@ class LoopConfig(_Section):
     retrain_every_hours: Hours | None = None
     shadow_days: Annotated[float, Meta(gt=0, description="days")] | None = None
     shadow_hours: Hours | None = None
+    # Group-sequential looks at one candidate, one per shadow period (kaizen.loop.gate): a candidate
+    # ahead of the champion but not yet significant stays in shadow for up to this many periods
+    # (each look at Pocock's level, so the false-promotion rate stays at gate_alpha); one behind
+    # the champion at a look is retired. 1: decide once, at the end of the first period.
+    shadow_looks: Annotated[int, Meta(ge=1, le=20, description="looks")] = 4
     # Training executor: "local" (a process pool of executor_workers processes) or
     # "dask://HOST:PORT" (an existing Dask scheduler; needs the `dask` extra).
     executor: str = "local"
@@ -222,6 +230,13 @@ class LoopConfig(_Section):
     drift_warmup: Annotated[int, msgspec.Meta(ge=10, description="decisions")] = 200
     drift_clip: Annotated[float, msgspec.Meta(gt=0, description="standard deviations")] = 4.0
     drift_threshold: Annotated[float, Meta(gt=0, description="standard deviations")] | None = None
+    # The channels watched (kaizen.loop.loop): "calibration" (did the probability of a profitable
+    # long come true) and "pnl" (on the decisions the rule trades, the realized gross return
+    # against the expected one, referenced to the model's out-of-fold trades, with k sized to the
+    # model's own edge: the alarm is tuned to the loss of the edge the model was promoted for).
+    drift_channels: list[Literal["calibration", "pnl"]] = msgspec.field(
+        default_factory=lambda: ["calibration", "pnl"]
+    )
 
     @property
     def retrain_every_s(self) -> float:
@@ -392,6 +407,8 @@ def _validate(cfg: Config, source: str) -> Config:
     loop = cfg.loop
     if loop.retrain_every is not None and loop.retrain_every_hours is not None:
         raise ConfigError(f"{source}: give 'loop.retrain_every' or 'loop.retrain_every_hours', not both")
+    if not loop.drift_channels or len(set(loop.drift_channels)) != len(loop.drift_channels):
+        raise ConfigError(f"{source}: 'loop.drift_channels' must name each channel once, at least one")
     if loop.shadow_days is not None and loop.shadow_hours is not None:
         raise ConfigError(f"{source}: give 'loop.shadow_days' or 'loop.shadow_hours', not both")
     if loop.retrain_every is not None:

@@ -185,8 +185,9 @@ def run_backtest(
         for j in jobs:
             if j.kind == "ensemble":
                 j.model_dir = str(mdir)
-    # the slowest first, so the pool's other worker takes the rest meanwhile
-    jobs.sort(key=lambda j: (-j.retrain_every_ms, j.kind != "ensemble"))
+    # the slowest first (the loop trains a candidate every shadow period, then the bandit's variants,
+    # then periodic retraining), so the pool's other worker takes the rest meanwhile
+    jobs.sort(key=lambda j: (j.kind != "loop", j.kind != "bandit", -j.retrain_every_ms, j.kind != "ensemble"))
     results: dict[str, Result] = {}
     workers = max(1, min(cfg.backtest.workers, len(jobs)))
     done: dict[str, tuple[int, int]] = {j.name: (0, 1) for j in jobs}

@@ -34,6 +34,7 @@ def params_of(cfg: Config):
         learning_rate=bc.train_learning_rate,
         meta_trees=bc.train_meta_trees,
         threads=1,
+        fit_workers=bc.train_fit_workers,
         regime_context=mc.regime_context,
     )
 
@@ -83,8 +84,10 @@ def train_signal_model(
         params = dataclasses.replace(params, base_extra=overrides)
     features = list(features)
     dh = data_hash(ds)
+    # fit_workers only sets how many cores a training uses: not part of what the model is
+    key_params = {k: v for k, v in vars(params).items() if k != "fit_workers"}
     key_src = json.dumps(
-        {"data": dh, "params": params.base_params(), "meta": params.meta_params(), "p": vars(params),
+        {"data": dh, "params": params.base_params(), "meta": params.meta_params(), "p": key_params,
          "fee": cfg.fees.taker, "rt": costs.round_trip, "leader": cfg.models.leader, "features": features,
          "xgb": overrides},
         sort_keys=True, default=str,
@@ -129,7 +132,8 @@ def train_signal_model(
     (tmp / "training.json").write_text(json.dumps(info, sort_keys=True, default=float))
     # the out-of-fold probabilities and outcomes: the drift monitor calibrates on their residuals
     ok = np.isfinite(res.oof_meta)
-    np.savez(tmp / "oof.npz", p=res.oof_meta[ok], y=ts.y[ok], t=ts.t[ok])
+    # and the gross forward returns: the PnL drift channel's reference (what the rule earned)
+    np.savez(tmp / "oof.npz", p=res.oof_meta[ok], y=ts.y[ok], t=ts.t[ok], gross=ts.gross[ok])
     if out.exists():  # another process finished the same model first: theirs is identical
         shutil.rmtree(tmp, ignore_errors=True)
     else:

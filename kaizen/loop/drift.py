@@ -159,18 +159,24 @@ def simulate_run_lengths(
     shift: float = 0.0,
     shift_at: int = 0,
     chunk: int = 1024,
+    reference: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Run lengths of the monitor's CUSUM on `streams` simulated streams, for every threshold at
     once (the first-passage times of one path over each level). Returns streams x len(thresholds):
     the number of post-warm-up decisions up to and including the first alarm, or horizon + 1 when
     none came (censored). `shift` (in sds of the sampler's residuals) is added to every residual
     from post-warm-up decision `shift_at` on: the change to detect. Each stream draws its own
-    warm-up and standardizes with it, as the live monitor does."""
+    warm-up and standardizes with it, as the live monitor does; with `reference` (mean, sd) every
+    stream standardizes with that fixed pair instead (a channel referenced to the model's own
+    out-of-fold residuals: no warm-up)."""
     sampler = sampler or Sampler()
     rng = np.random.default_rng(seed)
     h = np.sort(np.asarray(thresholds, np.float64))
     g = len(h)
-    mean, sd = warmup_estimate(sampler.draw(rng, warmup, streams))
+    if reference is None:
+        mean, sd = warmup_estimate(sampler.draw(rng, warmup, streams))
+    else:
+        mean, sd = np.full(streams, float(reference[0])), np.full(streams, float(reference[1]))
     delta = shift * sampler.scale()
     sp = np.zeros(streams)
     sn = np.zeros(streams)
@@ -247,6 +253,7 @@ def calibrate(
     seed: int = 0,
     grid: int = 81,
     validate: bool = True,
+    reference: tuple[float, float] | None = None,
 ) -> Calibration:
     """Find the CUSUM threshold whose mean run length between false alarms on stationary data is
     `arl0`, by simulation: iid N(0, 1) residuals, or a stationary bootstrap of `residuals` (real
@@ -273,6 +280,7 @@ def calibrate(
             horizon=horizon,
             seed=seed,
             sampler=sampler if residuals is None else StationaryBootstrapSampler(residuals, block),
+            reference=reference,
         )
         arls = np.array([arl_estimate(rl[:, j], horizon)[0] for j in range(len(hs))])
         ok = np.isfinite(arls)
@@ -298,6 +306,7 @@ def calibrate(
             horizon=horizon,
             seed=seed + 1,
             sampler=sampler,
+            reference=reference,
         )
         arl, se, _ = arl_estimate(rl[:, 0], horizon)
     else:
@@ -341,10 +350,12 @@ def gaussian_threshold(arl0: float, k: float, warmup: int, clip: float, sides: S
 
 # --- the live monitor -------------------------------------------------------------------------------
 class _Channel:
-    __slots__ = ("name", "sides", "h", "warm", "mean", "sd", "sp", "sn", "n", "ready")
+    __slots__ = ("name", "sides", "h", "k", "reference", "warm", "mean", "sd", "sp", "sn", "n", "ready")
 
-    def __init__(self, name: str, sides: Sides, h: float) -> None:
-        self.name, self.sides, self.h = name, sides, h
+    def __init__(
+        self, name: str, sides: Sides, h: float, k: float, reference: tuple[float, float] | None = None
+    ) -> None:
+        self.name, self.sides, self.h, self.k, self.reference = name, sides, h, k, reference
         self.clear()
 
     def clear(self) -> None:
@@ -355,6 +366,9 @@ class _Channel:
         self.sn = 0.0
         self.n = 0  # decisions since the reset, warm-up included
         self.ready = False
+        if self.reference is not None:  # referenced to the model's own out-of-fold residuals
+            self.mean, self.sd = self.reference
+            self.ready = True
 
 
 class DriftMonitor:
@@ -377,7 +391,11 @@ class DriftMonitor:
         channels: Mapping[str, Sides] | None = None,
         thresholds: Mapping[str, float] | None = None,
         model: str = "",
+        ks: Mapping[str, float] | None = None,
+        references: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
+        """`ks`: a channel's own CUSUM k (default `k`); `references`: a channel's fixed (mean, sd)
+        standardization (the model's out-of-fold residuals) in place of a live warm-up."""
         channels = dict(channels or {"calibration": "both"})
         if not channels:
             raise ValueError("DriftMonitor needs at least one channel")
@@ -394,10 +412,12 @@ class DriftMonitor:
         for name, sides in channels.items():
             if sides not in ("both", "upper", "lower"):
                 raise ValueError(f"channel {name}: sides must be both, upper or lower, not {sides!r}")
+            kc = float((ks or {}).get(name, self.k))
+            ref = (references or {}).get(name)
             h = (thresholds or {}).get(name)
             if h is None:
-                h = gaussian_threshold(per, self.k, self.warmup, self.clip, sides)
-            self.channels[name] = _Channel(name, sides, float(h))
+                h = gaussian_threshold(per, kc, self.warmup, self.clip, sides)
+            self.channels[name] = _Channel(name, sides, float(h), kc, ref)
 
     @classmethod
     def from_config(cls, role: str, loop, **kw) -> DriftMonitor:
@@ -432,6 +452,8 @@ class DriftMonitor:
         streams: int = 1000,
         seed: int = 0,
         model: str = "",
+        ks: Mapping[str, float] | None = None,
+        references: Mapping[str, tuple[float, float]] | None = None,
     ) -> tuple[DriftMonitor, dict[str, Calibration]]:
         """A monitor whose per-channel thresholds are calibrated on a stationary bootstrap of real
         residuals r = (realized - expected) / scale of the model (e.g. from its out-of-fold
@@ -443,13 +465,14 @@ class DriftMonitor:
         cals = {
             name: calibrate(
                 per,
-                k=k,
+                k=float((ks or {}).get(name, k)),
                 warmup=warmup,
                 clip=clip,
                 sides=sides.get(name, "both"),
                 residuals=np.asarray(r),
                 streams=streams,
                 seed=seed + i,
+                reference=(references or {}).get(name),
             )
             for i, (name, r) in enumerate(residuals.items())
         }
@@ -462,6 +485,8 @@ class DriftMonitor:
             channels={name: sides.get(name, "both") for name in residuals},
             thresholds={name: c.threshold for name, c in cals.items()},
             model=model,
+            ks=ks,
+            references=references,
         )
         return mon, cals
 
@@ -507,7 +532,7 @@ class DriftMonitor:
                 ch.warm = []
             return None
         z = float(standardize(r, ch.mean, ch.sd, self.clip))
-        sp, sn = cusum_step(ch.sp, ch.sn, z, self.k)
+        sp, sn = cusum_step(ch.sp, ch.sn, z, ch.k)
         ch.sp, ch.sn = float(sp), float(sn)
         stat = float(cusum_stat(ch.sp, ch.sn, ch.sides))
         if stat <= ch.h:
@@ -525,7 +550,8 @@ class DriftMonitor:
             threshold=ch.h,
             detail=(
                 f"{ch.name}: realized {'above' if up else 'below'} expected; CUSUM {stat:.2f} > {ch.h:.2f} "
-                f"after {ch.n - self.warmup} decisions past warm-up (ARL0 {self.arl0:.0f})"
+                f"after {ch.n - (0 if ch.reference is not None else self.warmup)} decisions past warm-up "
+                f"(ARL0 {self.arl0:.0f})"
             ),
             channel=ch.name,
             direction=direction,
@@ -534,8 +560,8 @@ class DriftMonitor:
             stats={
                 "warmup_mean": ch.mean,
                 "warmup_sd": ch.sd,
-                "k": self.k,
-                "warmup": float(self.warmup),
+                "k": ch.k,
+                "warmup": 0.0 if ch.reference is not None else float(self.warmup),
                 "last_z": z,
             },
         )

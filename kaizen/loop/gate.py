@@ -20,6 +20,15 @@ that it answers `keep_waiting` with interim statistics: promoting at the first o
 with p < alpha would inflate the false-promotion rate far above alpha. When the period is over but
 the sample is short, it keeps waiting; `expired=True` (the caller's longest extension) retires.
 
+Group-sequential looks (`looks` > 1): a weak real edge needs more decisions than one shadow period
+holds, and retraining a fresh candidate every period throws the evidence away (and counts one more
+trial against the next). So a candidate may be looked at `looks` times, at the end of each period
+(`look=1..looks`): at each look the test runs at Pocock's nominal level (`pocock_alpha`: the same
+level at every look, set so that the chance of ANY look rejecting a null is `alpha`), promoting
+when every check passes; an interim look whose mean difference is <= 0 retires the candidate
+(futility; a binding futility rule only lowers the false-promotion rate); otherwise it keeps
+waiting, and the last look promotes or retires.
+
 `flat` as the candidate asks whether the champion loses money: the test is the same on
 d = 0 - champion, and the deflated-Sharpe criterion does not apply (flat is no fitted trial).
 
@@ -28,6 +37,7 @@ All statistics live in `kaizen.stats`; this module only decides and records.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import msgspec
@@ -53,8 +63,11 @@ class GateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     bootstrap: Literal["stationary", "circular"] = "stationary"
     reps: int = 999
     max_pbo: float | None = None
+    looks: int = 1  # group-sequential looks at a candidate, one per shadow period (Pocock levels)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.looks <= 20:
+            raise ValueError(f"gate looks must be in [1, 20], got {self.looks}")
         if not 0.0 < self.alpha < 0.5:
             raise ValueError(f"gate alpha must be in (0, 0.5), got {self.alpha}")
         if not 0.0 <= self.min_dsr < 1.0:
@@ -73,7 +86,30 @@ class GateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             horizon=loop.gate_horizon,
             reps=loop.gate_bootstrap_reps,
             max_pbo=loop.gate_max_pbo,
+            looks=loop.shadow_looks,
         )
+
+    @property
+    def look_alpha(self) -> float:
+        """The nominal one-sided level of each look (alpha itself with one look)."""
+        return self.alpha if self.looks == 1 else pocock_alpha(self.alpha, self.looks)
+
+
+@functools.lru_cache(maxsize=64)
+def pocock_alpha(alpha: float, looks: int, paths: int = 400_000, seed: int = 1977) -> float:
+    """Pocock's nominal one-sided level for `looks` equally spaced looks at overall level `alpha`:
+    the c with P(max_i Z_i > c) = alpha for the score statistics Z_i = S_i / sqrt(i) of a random
+    walk with i iid N(0, 1) increments (corr(Z_i, Z_j) = sqrt(i / j)), by seeded simulation;
+    returns 1 - Phi(c) (one-sided 0.05: 2 looks 0.0302, 3 looks 0.0234, 4 looks 0.0194)."""
+    from scipy.stats import norm
+
+    if looks == 1:
+        return alpha
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.standard_normal((paths, looks)), axis=1)
+    zmax = (walk / np.sqrt(np.arange(1, looks + 1))).max(axis=1)
+    c = float(np.quantile(zmax, 1.0 - alpha))
+    return float(norm.sf(c))
 
 
 class GateResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,6 +164,7 @@ class ValidationGate:
         final: bool = True,
         expired: bool = False,
         seed: int | None = 0,
+        look: int | None = None,
     ) -> GateResult:
         """Decide promote / retire / keep_waiting for `candidate` against `champion`.
 
@@ -136,8 +173,17 @@ class ValidationGate:
         counts). `trial_srs`: their per-decision Sharpe ratios, if known (sets the variance of SR
         across trials in the DSR). `trial_returns`: T x N per-decision returns of the role's trials
         on a common period, for PBO. `seed`: the bootstrap's generator seed (results are
-        reproducible)."""
+        reproducible). `look` (1..config.looks): a group-sequential look (module doc); it sets
+        `final` itself (the last look is final) and the level (`GateConfig.look_alpha`)."""
         cfg = self.config
+        alpha = cfg.alpha
+        interim = False
+        if look is not None:
+            if not 1 <= look <= cfg.looks:
+                raise ValueError(f"gate: look {look} outside 1..{cfg.looks}")
+            alpha = cfg.look_alpha
+            interim = look < cfg.looks
+            final = True
         champ = np.asarray(champion_returns, np.float64).ravel()
         cand = np.asarray(candidate_returns, np.float64).ravel()
         if champ.shape != cand.shape:
@@ -165,7 +211,7 @@ class ValidationGate:
 
         checks = {
             "sample": n >= cfg.min_decisions,
-            "p_value": deciding.p_value < cfg.alpha,
+            "p_value": deciding.p_value < alpha,
             "dsr": True if flat else dsr["dsr"] >= cfg.min_dsr,
         }
         if cfg.max_pbo is not None and pbo is not None:
@@ -176,14 +222,20 @@ class ValidationGate:
             reason = f"{n} decisions < min {cfg.min_decisions}" + (" at expiry" if expired else "")
         elif not final:
             decision, reason = KEEP_WAITING, "shadow period not over (interim statistics)"
+        elif failed and interim and diff.mean() > 0:
+            decision = KEEP_WAITING
+            reason = f"look {look}/{cfg.looks}: " + "; ".join(self._why(k, deciding, dsr, pbo, alpha) for k in failed)
         elif failed:
             decision = RETIRE
-            reason = "; ".join(self._why(k, deciding, dsr, pbo) for k in failed)
+            reason = "; ".join(self._why(k, deciding, dsr, pbo, alpha) for k in failed)
+            if interim:
+                reason = f"look {look}/{cfg.looks}: no better than the champion so far (futility); " + reason
         else:
             decision = PROMOTE
             reason = (
                 f"beats {champion or 'champion'} by {diff.mean():.3g}/decision over {n}: "
-                f"p={deciding.p_value:.3g} < {cfg.alpha}"
+                f"p={deciding.p_value:.3g} < {alpha:.3g}"
+                + (f" (look {look}/{cfg.looks})" if look is not None and cfg.looks > 1 else "")
                 + ("" if flat else f", DSR={dsr['dsr']:.3f} >= {cfg.min_dsr} ({n_trials} trials)")
             )
         return GateResult(
@@ -214,10 +266,10 @@ class ValidationGate:
             checks=checks,
         )
 
-    def _why(self, check: str, test: stats.PairedTest, dsr: dict, pbo: float | None) -> str:
+    def _why(self, check: str, test: stats.PairedTest, dsr: dict, pbo: float | None, alpha: float) -> str:
         cfg = self.config
         if check == "p_value":
-            return f"p={test.p_value:.3g} >= {cfg.alpha} ({test.method})"
+            return f"p={test.p_value:.3g} >= {alpha:.3g} ({test.method})"
         if check == "dsr":
             return f"DSR={dsr['dsr']:.3f} < {cfg.min_dsr}"
         return f"PBO={pbo:.2f} > {cfg.max_pbo}"

@@ -18,15 +18,20 @@ nothing, net of fees, spread and funding, in shadow.
   same net-edge rule (kaizen.models.edge.decide_side) and the same costs as the traded book, so
   each produces a per-decision net return series on the same decisions; shadows' predictions are
   `Prediction(shadow=True)` records and never trade.
-- Validate (`[loop] shadow_days` after the candidate entered): the ValidationGate's paired test
-  and deflated Sharpe (counting every candidate ever trained for the role) decide promote or
-  retire; `flat` is tested against the champion at the same time, so a champion that loses to
-  doing nothing goes flat. Each evaluation is a `ShadowComparison` record; each pointer move a
+- Validate (every `[loop] shadow_days` after the candidate entered, up to `shadow_looks` times):
+  the ValidationGate's paired test and deflated Sharpe (counting every candidate ever trained for
+  the role) decide promote, retire, or keep waiting for the next look (group-sequential, Pocock's
+  level per look: a weak real edge needs weeks of decisions, and a fresh candidate every week
+  would throw that evidence away); when the candidate is retired, `flat` is tested against the
+  champion on the same decisions, so a champion that loses to doing nothing goes flat. Each evaluation is a `ShadowComparison` record; each pointer move a
   registry `PointerMove` record naming it as parent.
-- Drift: the champion's calibration (did its probability of a profitable long come true, h bars
-  later?) feeds a CUSUM `DriftMonitor` calibrated on the model's own out-of-fold residuals to a
-  mean of `[loop] drift_arl0` decisions between false alarms; an alarm rolls the role back to the
-  last known-good version at once (`DriftAlarm` + `Rollback` records) and trading goes on.
+- Drift: two channels (`[loop] drift_channels`) feed a CUSUM `DriftMonitor`: the champion's
+  calibration (did its probability of a profitable long come true, h bars later?) and its PnL (on
+  the decisions its rule trades, the realized gross return against the expected one, referenced
+  to its own out-of-fold trades, `pnl_reference`). Thresholds are calibrated on the model's own
+  out-of-fold residuals to a mean of `[loop] drift_arl0` decisions between false alarms; an alarm
+  rolls the role back to the last known-good version at once (`DriftAlarm` + `Rollback` records)
+  and trading goes on.
 """
 
 from __future__ import annotations
@@ -49,6 +54,32 @@ from kaizen.models.registry import FLAT, ModelRegistry
 
 ROLE = "signal"
 DAY_MS = 86_400_000
+
+
+def pnl_reference(
+    edge: Any, p: np.ndarray, gross: np.ndarray, round_trip: float
+) -> tuple[np.ndarray, float, tuple[float, float]] | None:
+    """The PnL channel's reference from a model's out-of-fold rows (time order): on the rows whose
+    expected return clears the round trip (the rule's entry test), the residual side x (gross
+    forward return - expected). Returns (residuals, k, (mean, sd)) or None with < 200 such rows.
+    k is half the model's own edge in residual sds (mean |expected| / sd): the CUSUM is tuned to
+    the shift that losing the whole edge makes, the change a rollback is for."""
+    p = np.asarray(p, np.float64)
+    g = np.asarray(gross, np.float64)
+    b = float(getattr(edge, "b", 0.0))
+    if not b > 0:
+        return None
+    e = b * (p - float(edge.p_mean))
+    ok = np.isfinite(e) & np.isfinite(g) & (np.abs(e) > round_trip)
+    if ok.sum() < 200:
+        return None
+    side = np.sign(e[ok])
+    r = side * (g[ok] - e[ok])
+    sd = float(np.std(r))
+    if not sd > 0:
+        return None
+    k = float(np.clip(0.5 * np.mean(np.abs(e[ok])) / sd, 0.02, 0.5))
+    return r, k, (float(np.mean(r)), sd)
 
 
 class PaperBook:
@@ -112,9 +143,11 @@ class ImprovementLoop:
         self.champion = self._book(self.registry.champion(ROLE))
         self.candidate: PaperBook | None = None
         self.cand_since = 0
+        self.cand_look = 1  # the gate's next group-sequential look at the candidate (1..shadow_looks)
         self.window: dict[str, list[float]] = {}
         self.monitor: Any = None
         self.thresholds: dict[str, float] | None = None
+        self._calibrations: dict[tuple, dict] = {}
         self.pending: dict[str, deque] = {}  # symbol -> (p, close, funding) of the champion's calls
         self.counts = dict.fromkeys(("retrains", "promotions", "retirements", "rollbacks", "drift_alarms"), 0)
         self.events: list[dict[str, Any]] = []
@@ -122,10 +155,15 @@ class ImprovementLoop:
             self._move("retire", v, "restart: shadow period lost")
 
     # ---- versions ---------------------------------------------------------------------------------
-    def _book(self, version: str) -> PaperBook:
+    def _book(self, version: str, shadow: bool = False) -> PaperBook:
+        """A version's paper book. A shadow predicts through the interpreted forest: most candidates
+        are retired after their week, and compiling each one (a C compiler run) cost more than its
+        whole week of predictions; the champion that trades is compiled (the load-time self-check
+        holds the two backends to the same outputs)."""
         from kaizen.engine.strategies.ensemble import load_signal_model
 
-        model = None if version == FLAT else load_signal_model(self._dir(version))
+        backend = "interp" if shadow else "auto"
+        model = None if version == FLAT else load_signal_model(self._dir(version), backend=backend)
         return PaperBook(version, model, self.horizon, self.costs, self.interval_ms)
 
     def _dir(self, version: str) -> Path:
@@ -146,7 +184,7 @@ class ImprovementLoop:
         if self._job is not None and self._job.done():
             fut, self._job = self._job, None
             self._registered(*fut.result(), t_ms)
-        if self.candidate is not None and t_ms - self.cand_since >= self.shadow_ms:
+        if self.candidate is not None and t_ms - self.cand_since >= self.cand_look * self.shadow_ms:
             self._validate(t_ms)
         if t_ms >= self.next_retrain:
             self.next_retrain = t_ms - t_ms % self.retrain_ms + self.retrain_ms
@@ -192,8 +230,9 @@ class ImprovementLoop:
         if v == self.champion.version or v in self.registry.retired(ROLE):
             return  # the same content again (no new data): nothing to shadow
         self._move("add_shadow", v, "nightly retrain: candidate in shadow", parents=[rec.id])
-        self.candidate = self._book(v)
+        self.candidate = self._book(v, shadow=True)
         self.cand_since = t_ms
+        self.cand_look = 1
         self.window = {"champion": [], "candidate": []}
 
     def _validate(self, t_ms: int) -> None:
@@ -202,11 +241,14 @@ class ImprovementLoop:
         cnd = np.asarray(self.window["candidate"], np.float64)
         res = self.gate.evaluate(
             champ, cnd, n_trials=max(self.trials, 1), role=ROLE, champion=self.champion.version,
-            candidate=cand.version, final=True, expired=True,
+            candidate=cand.version, expired=True, look=self.cand_look,
         )  # fmt: skip
         parents = [self.retrain_rec[cand.version]] if cand.version in self.retrain_rec else []
         cmp = comparison_record(res, ts=self.now_ns(), parents=parents)
         self.lineage.append(cmp)
+        if res.decision == KEEP_WAITING:  # ahead of the champion, not yet significant: next look
+            self.cand_look += 1
+            return
         self.candidate = None
         if res.decision == PROMOTE:
             self._promote(cand.version, f"gate: {res.reason}", cmp.id, t_ms)
@@ -245,18 +287,33 @@ class ImprovementLoop:
             self.monitor = None
             return
         lc = self.lc
-        if self.thresholds is None and lc.drift_threshold is None:
-            oof = np.load(self._dir(version) / "oof.npz")
+        oof = np.load(self._dir(version) / "oof.npz")
+        order = np.argsort(oof["t"], kind="stable")
+        resid: dict[str, np.ndarray] = {}
+        ks: dict[str, float] = {}
+        refs: dict[str, tuple[float, float]] = {}
+        if "calibration" in lc.drift_channels:
             exp_, real_ = self.drift_pair(oof["p"], oof["y"])
-            resid = (real_ - exp_)[np.argsort(oof["t"], kind="stable")]
-            mon, cals = DriftMonitor.calibrated(
-                ROLE, {"calibration": resid}, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup,
-                clip=lc.drift_clip, streams=300, model=version,
-            )  # fmt: skip
-            self.thresholds = {k: c.threshold for k, c in cals.items()}
-            self.monitor = mon
-        else:
-            self.monitor = DriftMonitor.from_config(ROLE, lc, thresholds=self.thresholds, model=version)
+            resid["calibration"] = (real_ - exp_)[order]
+        if "pnl" in lc.drift_channels and "gross" in oof.files:
+            ref = pnl_reference(self.champion.model.edge, oof["p"][order], oof["gross"][order], self.costs.round_trip)
+            if ref is not None:
+                resid["pnl"], ks["pnl"], refs["pnl"] = ref
+        if not resid:  # nothing to calibrate on (an old model directory): the configured channel
+            resid["calibration"] = (oof["y"] - oof["p"])[order]
+        if lc.drift_threshold is not None:
+            self.monitor = DriftMonitor.from_config(ROLE, lc, channels=dict.fromkeys(resid, "both"),
+                                                    model=version, ks=ks, references=refs)  # fmt: skip
+            return
+        key = (version, tuple(resid))
+        mon, cals = DriftMonitor.calibrated(
+            ROLE, resid, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup, clip=lc.drift_clip,
+            streams=300, model=version, ks=ks, references=refs,
+            sides={"pnl": "lower"},  # a model earning more than it said is no reason to roll it back
+        )  # fmt: skip
+        self.thresholds = {k: c.threshold for k, c in cals.items()}
+        self._calibrations[key] = cals
+        self.monitor = mon
 
     # ---- per bar ------------------------------------------------------------------------------------
     def decide(self, ctx: BarContext, name: str) -> Target:
@@ -289,19 +346,24 @@ class ImprovementLoop:
             return []
         q = self.pending.setdefault(ctx.symbol, deque())
         fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
-        q.append((p, ctx.close, fr))
+        e = self.champion.model.edge.expected_return(p) if math.isfinite(p) else math.nan
+        q.append((p, e, ctx.close, fr))
         if len(q) <= self.horizon:
             return []
-        p0, c0, f0 = q.popleft()
+        p0, e0, c0, f0 = q.popleft()
         if not (math.isfinite(p0) and c0 > 0):
             return []
-        net = (
-            math.log(ctx.close / c0)
-            - 2 * self.cfg.fees.taker
-            - f0 * self.horizon * self.interval_ms / 3.6e6 / 8
-        )
-        exp_, real_ = self.drift_pair(p0, 1.0 if net > 0 else 0.0)
-        alarm = self.monitor.update(float(exp_), float(real_), ts=ctx.ts_ns, symbol=ctx.symbol)
+        gross = math.log(ctx.close / c0)
+        alarm = None
+        chans = self.monitor.channels
+        if "calibration" in chans:
+            net = gross - 2 * self.cfg.fees.taker - f0 * self.horizon * self.interval_ms / 3.6e6 / 8
+            exp_, real_ = self.drift_pair(p0, 1.0 if net > 0 else 0.0)
+            alarm = self.monitor.update(float(exp_), float(real_), ts=ctx.ts_ns, symbol=ctx.symbol,
+                                        channel="calibration")  # fmt: skip
+        if alarm is None and "pnl" in chans and abs(e0) > self.costs.round_trip:
+            side = 1.0 if e0 > 0 else -1.0  # the trade the rule's entry test takes (pnl_reference)
+            alarm = self.monitor.update(side * e0, side * gross, ts=ctx.ts_ns, symbol=ctx.symbol, channel="pnl")
         if alarm is None:
             return []
         self.counts["drift_alarms"] += 1
@@ -324,8 +386,9 @@ class ImprovementLoop:
             self.events.append(self._event(t_ms, "rollback", old, self.champion.version))
             self._new_monitor(self.champion.version)
             self.pending.clear()
-            if self.candidate is not None:  # its pairing was against the champion that failed
-                self.window = {"champion": [], "candidate": []}
+            if self.candidate is not None:  # its pairing was against the champion that failed:
+                self.window = {"champion": [], "candidate": []}  # a new evaluation from here
+                self.cand_since, self.cand_look = t_ms, 1
             return []
         return out
 

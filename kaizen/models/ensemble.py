@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,10 @@ class TrainParams:
     learning_rate: float = 0.05
     meta_trees: int = 100
     threads: int = 2
+    # fits run at once in a thread pool (each with `threads` XGBoost threads): the base models of
+    # every fold and the final refits are independent and each is seeded, so the result is the
+    # same for any value; it only sets how many cores one training may use
+    fit_workers: int = 1
     seed: int = 7
     base_extra: dict[str, Any] = field(default_factory=dict)  # XGBoost parameters over the defaults
     meta_kind: str = "select"  # "xgb" | "logistic" | "select" (kaizen.models.stacking)
@@ -112,6 +116,17 @@ def _fit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int):
 
     d = xgb.DMatrix(X, label=y, missing=np.nan)
     return xgb.train(params, d, num_boost_round=rounds)
+
+
+def _map(fn: Callable[[Any], Any], tasks: list[Any], workers: int) -> Iterator[Any]:
+    """fn over tasks in order; with workers > 1 in a thread pool (XGBoost releases the GIL while it
+    boosts), results still yielded in task order."""
+    if workers <= 1 or len(tasks) <= 1:
+        return map(fn, tasks)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kaizen-fit") as pool:
+        return iter(list(pool.map(fn, tasks)))
 
 
 def _predict(booster, X: np.ndarray) -> np.ndarray:
@@ -174,11 +189,23 @@ def train(
             raise DataError(
                 f"fold {f.k} ({_date(f.test_start)}..{_date(f.test_end)}) has too few rows to train"
             )
-        for j, s in enumerate(bases):
-            cols = surfaces[s]
-            m = _fit(X[np.ix_(f.train, cols)], y[f.train], bp, params.trees)
-            oof[f.test, j] = _predict(m, X[np.ix_(f.test, cols)])
-            tick(f"fold {f.k} {s}")
+    # every base fit (per fold, then the final refits on all rows) is independent of the others
+    fits = [(f, j, s) for f in folds for j, s in enumerate(bases)] + [(None, j, s) for j, s in enumerate(bases)]
+
+    def fit_one(task: tuple[Fold | None, int, str]) -> Any:
+        f, _, s = task
+        cols = surfaces[s]
+        if f is None:
+            return _fit(X[:, cols], y, bp, params.trees)
+        return _fit(X[np.ix_(f.train, cols)], y[f.train], bp, params.trees)
+
+    finals: dict[str, Any] = {}
+    for (f, j, s), m in zip(fits, _map(fit_one, fits, params.fit_workers), strict=True):
+        if f is None:
+            finals[s] = m
+            continue
+        oof[f.test, j] = _predict(m, X[np.ix_(f.test, surfaces[s])])
+        tick(f"fold {f.k} {s}")
     # meta: trained on out-of-fold predictions of earlier test blocks only
     R = regime_oof if params.regime_stacking else None
     have_oof = ~np.isnan(oof).any(axis=1)
@@ -223,7 +250,7 @@ def train(
     # final refits
     models: dict[str, Any] = {}
     for s in bases:
-        models[s] = _fit(X[:, surfaces[s]], y, bp, params.trees)
+        models[s] = finals[s]
         tick(f"final {s}")
     last = eval_folds[-1] if eval_folds else None
     models[META], kind = _meta_fit(params, Z, R, y, t, label_end, np.flatnonzero(have), last, embargo_ms)

@@ -27,7 +27,8 @@ def test_core_syncs_and_decides_on_the_simulator_stream(models):
             # The core drops diffs until it has a snapshot and leaves resync to its caller: when the
             # bridging diff went by while the REST request was in flight, the caller takes another.
             tries = 0
-            for tries in range(1, 6):
+            while tries < 5:
+                tries += 1
                 async with aiohttp.ClientSession() as s:
                     async with s.get(sim.rest_url + "/fapi/v1/depth?symbol=BTCUSDT&limit=1000") as r:
                         snap = await r.json()
