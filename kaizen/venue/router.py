@@ -432,7 +432,9 @@ class OrderRouter:
         taker = PlannedOrder(plan.side, plan.qty, plan.reduce_only)
         ok, reason = self._risk_check(symbol, taker, ref_price, mark, now, data_ts_ms)
         if not ok:
-            rec = self._order_record(symbol, "", taker, None, parents, status="rejected", error=f"risk: {reason}")
+            rec = self._order_record(
+                symbol, "", taker, None, parents, status="rejected", error=f"risk: {reason}"
+            )
             self.lineage.append(rec)
             out.append(rec)
             return out
@@ -519,8 +521,10 @@ class OrderRouter:
             return None, None, False, why
         # post-only only where the order adds exposure (from flat or on the same side): a reduction
         # or a flip must not wait in a queue (risk first)
-        if self.entry == "post_only" and not plan.reduce_only and (
-            abs(expected) < 1e-12 or (plan.side == "buy") == (expected > 0)
+        if (
+            self.entry == "post_only"
+            and not plan.reduce_only
+            and (abs(expected) < 1e-12 or (plan.side == "buy") == (expected > 0))
         ):
             plan.post_only = True
             price: float | None = self._passive_price(symbol, plan.side, ref_price)
@@ -562,7 +566,11 @@ class OrderRouter:
         cid = make_client_id(self.run_id, symbol, parents[0] if parents else 0, self._seq)
         rec = self._order_record(symbol, cid, plan, price, parents)
         tracked = _Tracked(
-            record=rec, symbol=symbol, side=plan.side, qty=plan.qty, post_only=plan.post_only,
+            record=rec,
+            symbol=symbol,
+            side=plan.side,
+            qty=plan.qty,
+            post_only=plan.post_only,
             sent_ms=self._clock_ms(),
         )
         self._track(cid, tracked)  # tracked before sending: if the answer is lost it is still ours
@@ -598,7 +606,11 @@ class OrderRouter:
             self._update(tracked, st)
             rec.status = "filled" if st.status == "closed" and st.filled >= plan.qty - 1e-12 else "accepted"
             rec.venue_order_id = st.venue_order_id
-            if plan.post_only and st.status in ("canceled", "cancelled", "expired", "rejected") and st.filled <= 0:
+            if (
+                plan.post_only
+                and st.status in ("canceled", "cancelled", "expired", "rejected")
+                and st.filled <= 0
+            ):
                 # a venue that cancels a crossing post-only on arrival (Bybit) instead of refusing it
                 rec.status, rec.error = "rejected", f"post-only would take liquidity ({st.status} on arrival)"
         if plan.post_only:
@@ -747,7 +759,11 @@ class OrderRouter:
         for sym in self.symbols:
             if self._locks[sym].locked():
                 continue
-            old = [t for t in self._active[sym].values() if t.open and t.post_only and now - t.sent_ms >= self.entry_ttl_ms]
+            old = [
+                t
+                for t in self._active[sym].values()
+                if t.open and t.post_only and now - t.sent_ms >= self.entry_ttl_ms
+            ]
             if not old:
                 continue
             async with self._locks[sym]:

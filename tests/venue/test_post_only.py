@@ -206,6 +206,9 @@ def test_reductions_exits_flips_and_flatten_are_never_post_only(tmp_path):
             exits = [o for o in s.lineage.of(records.Order) if o.reduce_only]
             assert len(exits) == 3 and not any(o.post_only for o in exits)
             gtx = [o for o in s.sim.orders_received if o["params"].get("timeInForce") == "GTX"]
-            assert [o["params"]["newClientOrderId"] for o in gtx] == [entry.client_order_id, add[0].client_order_id]
+            assert [o["params"]["newClientOrderId"] for o in gtx] == [
+                entry.client_order_id,
+                add[0].client_order_id,
+            ]
 
     run(go())
