@@ -212,3 +212,49 @@ def test_reductions_exits_flips_and_flatten_are_never_post_only(tmp_path):
             ]
 
     run(go())
+
+
+def test_resting_entry_past_its_ttl_is_cancelled_by_the_poll(tmp_path):
+    async def go():
+        async with Session(tmp_path, [SYM]) as s:
+            entry_router(s)
+            s.router.entry_ttl_ms = 300
+            p0 = s.mark(SYM)
+            pin(s, p0)
+            s.router.on_market(SYM, p0, fresh(), await venue_book(s))
+            q = lots(s, 1_000.0)
+            (o,) = await s.router.set_target(SYM, q, p0, p0, parents=[81], data_ts_ms=fresh())
+            assert o.post_only and o.status == "accepted"
+            await s.router.poll()  # younger than the TTL: left resting
+            assert s.router.resting(SYM) and len(await s.venue.fetch_open_orders(SYM)) == 1
+            await asyncio.sleep(0.4)
+            await s.router.poll()
+            assert s.router.entries_expired == 1 and not s.router.resting(SYM)
+            assert await s.venue.fetch_open_orders(SYM) == []
+            assert s.router.position(SYM) == 0.0 == (await s.venue.fetch_positions())[SYM].qty
+
+    run(go())
+
+
+def test_bybit_cancel_on_arrival_counts_as_crossing(tmp_path):
+    """Bybit accepts a crossing PostOnly order and cancels it at once (EC_PostOnlyWillTakeLiquidity)
+    instead of refusing it: the router treats it like -5022 (one re-quote, then the fallback)."""
+
+    async def go():
+        async with Session(tmp_path, [SYM], venue="bybit") as s:
+            entry_router(s, "market")
+            p0 = s.mark(SYM)
+            pin(s, p0)
+            tick = s.venue.markets[SYM].tick_size
+            q = lots(s, 1_000.0)
+            orders = await s.router.set_target(SYM, q, p0 + 50 * tick, p0, parents=[91], data_ts_ms=fresh())
+            assert [(o.status, o.post_only, o.order_type) for o in orders] == [
+                ("rejected", True, "limit"),
+                ("rejected", True, "limit"),
+                ("filled", False, "market"),
+            ]
+            assert "on arrival" in orders[0].error and s.router.post_only_fallbacks == 1
+            await wait_position(s, q)
+            await s.router.stop()
+
+    run(go())
