@@ -206,6 +206,10 @@ class OrderRouter:
         self.orders_sent = 0
         self.decisions_traded = 0  # distinct decisions that sent at least one order
         self._recent_decisions: dict[int, None] = {}  # the last few, to count each decision once
+        # decisions with at least one fill (a post-only entry that never filled sent an order but
+        # paid nothing): the last few, to count each once
+        self.decisions_filled = 0
+        self._filled_decisions: dict[int, None] = {}
         self.kill_reason = ""
         self._killing = False
         self._started = False
@@ -873,6 +877,12 @@ class OrderRouter:
         realized = book.apply(f.side, f.qty, f.price, f.fee, f.maker)
         self.trades += 1
         if t is not None:
+            d = t.record.parents[0] if t.record.parents else 0
+            if d and d not in self._filled_decisions:
+                self._filled_decisions[d] = None
+                if len(self._filled_decisions) > 256:
+                    del self._filled_decisions[next(iter(self._filled_decisions))]
+                self.decisions_filled += 1
             t.fill_qty += f.qty
             if t.fill_qty >= t.qty - 1e-12:
                 t.open = False
@@ -928,6 +938,7 @@ class OrderRouter:
             "trades": float(self.trades),
             "orders": float(self.orders_sent),
             "decisions_traded": float(self.decisions_traded),
+            "decisions_filled": float(self.decisions_filled),
             # what trading costs per decision that traded: the churn figure the no-trade band cuts
             "fees_per_decision": fees * per,
             # the same split by liquidity: maker (post-only entries that filled) and taker

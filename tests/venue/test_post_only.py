@@ -95,6 +95,7 @@ def test_entry_rests_post_only_at_the_touch_and_fills_as_maker(tmp_path):
             assert summ["maker_fees"] == pytest.approx(sum(t["commission"] for t in trades), rel=1e-9)
             assert summ["taker_fees"] == pytest.approx(0.0, abs=1e-12)
             assert summ["maker_fees_per_decision"] == pytest.approx(summ["fees_per_decision"])
+            assert summ["decisions_filled"] == summ["decisions_traded"] == 1
             assert not s.router.resting(SYM)
             await s.router.stop()
             assert await s.venue.fetch_open_orders(SYM) == []
@@ -136,6 +137,8 @@ def test_crossing_post_only_is_refused_requoted_once_then_falls_back_once(tmp_pa
                 assert s.router.summary()["taker_fees"] == pytest.approx(sum(t["commission"] for t in trades))
             else:
                 assert s.router.post_only_fallbacks == 0 and s.router.post_only_skipped == 1
+                summ = s.router.summary()
+                assert (summ["decisions_traded"], summ["decisions_filled"], summ["fees"]) == (1, 0, 0)
                 await s.router.poll()
                 assert s.router.position(SYM) == 0.0
                 assert (await s.venue.fetch_positions())[SYM].qty == 0.0
