@@ -116,6 +116,9 @@ class RouterConfig(_Section):
     # a resting entry not filled after this long is cancelled by the router's poll (live, paper);
     # 0: until the next bar's target replaces or cancels it (a backtest always uses one bar)
     entry_ttl_s: NonNegSeconds = 0.0
+    # after the TTL, quote the same decision again at the new touch (its data time still applies:
+    # once older than `risk.stale_after_ms` it adds no exposure)
+    entry_replan: bool = False
 
 
 class ModelConfig(_Section):

@@ -199,6 +199,7 @@ class Engine:
             entry=cfg.router.entry,
             post_only_fallback=cfg.router.post_only_fallback,
             entry_ttl_ms=int(cfg.router.entry_ttl_s * 1000),
+            entry_replan=cfg.router.entry_replan,
         )
         await self.router.start()
         if not live:

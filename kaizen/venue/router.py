@@ -13,7 +13,8 @@ on the same side) rests as a post-only limit at the touch and pays the maker fee
 reduction, exit, flip, flatten and kill stays a market order. A post-only order the venue refuses
 because it would take liquidity (-5022) is re-quoted once one tick more passive, then skipped or
 sent as market (`post_only_fallback`), once. A resting entry lives until the next target for its
-symbol (or `entry_ttl_ms`, by the poll).
+symbol (or `entry_ttl_ms`, by the poll, which re-plans it at the new touch with `entry_replan`: the
+decision's data time still applies, so a decision gone stale adds nothing).
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class OrderRouter:
         entry: str = "market",
         post_only_fallback: str = "skip",
         entry_ttl_ms: int = 0,
+        entry_replan: bool = False,
     ) -> None:
         self.venue = venue
         self.risk = risk
@@ -179,6 +181,10 @@ class OrderRouter:
         self.entry = entry
         self.post_only_fallback = post_only_fallback
         self.entry_ttl_ms = entry_ttl_ms
+        self.entry_replan = entry_replan
+        # the last target per symbol (the arguments of _set_target), for the re-plan after a TTL
+        self._last_target: dict[str, tuple] = {}
+        self.entries_replanned = 0
         self._l2: dict[str, Any] = {}  # symbol -> the engine's order book (best bid/ask), when it has one
         self.post_only_sent = 0
         self.post_only_would_cross = 0  # refused by the venue as taking liquidity (-5022)
@@ -352,6 +358,7 @@ class OrderRouter:
         if symbol not in self.books:
             raise ValueError(f"symbol {symbol!r} is not routed (symbols: {self.symbols})")
         async with self._locks[symbol]:
+            self._last_target[symbol] = (target_qty, ref_price, mark_price, parents, data_ts_ms, edge)
             return await self._set_target(
                 symbol, target_qty, ref_price, mark_price, parents, data_ts_ms, edge
             )
@@ -775,6 +782,12 @@ class OrderRouter:
                     if t.open:
                         self.entries_expired += 1
                         await self._cancel(t)
+                last = self._last_target.get(sym)
+                if self.entry_replan and last is not None and not self.risk.halted and not self._killing:
+                    self.entries_replanned += 1
+                    target_qty, ref_price, _mark, parents, data_ts_ms, edge = last
+                    # the mark is today's (in the book), not the decision's
+                    await self._set_target(sym, target_qty, ref_price, None, parents, data_ts_ms, edge)
 
     async def _poll_fills(self, sym: str) -> None:
         got = await self.venue.fetch_fills(sym, self._fill_since[sym])

@@ -261,3 +261,37 @@ def test_bybit_cancel_on_arrival_counts_as_crossing(tmp_path):
             await s.router.stop()
 
     run(go())
+
+
+def test_expired_entry_is_replanned_at_the_new_touch_until_its_decision_goes_stale(tmp_path):
+    async def go():
+        async with Session(tmp_path, [SYM], stale_after_ms=1_500) as s:
+            entry_router(s)
+            s.router.entry_ttl_ms, s.router.entry_replan = 300, True
+            p0 = s.mark(SYM)
+            pin(s, p0)
+            s.router.on_market(SYM, p0, fresh(), await venue_book(s))
+            q = lots(s, 1_000.0)
+            (first,) = await s.router.set_target(SYM, q, p0, p0, parents=[101], data_ts_ms=fresh())
+            # the market moves up (not through the buy): the entry waits below the touch
+            tick = s.venue.markets[SYM].tick_size
+            pin(s, p0 + 30 * tick)
+            book = await venue_book(s)
+            s.router.on_market(SYM, p0 + 30 * tick, fresh(), book)
+            await asyncio.sleep(0.4)
+            await s.router.poll()
+            assert s.router.entries_expired == 1 and s.router.entries_replanned == 1
+            again = [o for o in s.lineage.of(records.Order) if o.parents == [101]]
+            assert [o.client_order_id for o in again][0] == first.client_order_id and len(again) == 2
+            assert again[1].post_only and again[1].price == pytest.approx(book.best_bid())
+            assert again[1].price > first.price
+            open_ids = [o.client_order_id for o in await s.venue.fetch_open_orders(SYM)]
+            assert open_ids == [again[1].client_order_id]  # the first was cancelled
+            # past stale_after_ms the decision adds nothing: the next expiry cancels and stops
+            await asyncio.sleep(1.6)
+            await s.router.poll()
+            assert s.router.entries_expired == 2
+            assert [o for o in s.lineage.of(records.Order) if o.parents == [101]] == again
+            assert await s.venue.fetch_open_orders(SYM) == [] and s.router.position(SYM) == 0.0
+
+    run(go())
