@@ -100,6 +100,27 @@ class StrategyConfig(_Section):
     rebalance_band: Annotated[float, Meta(ge=0, le=1, description="fraction")] = 0.25
 
 
+class RouterConfig(_Section):
+    """How the order router sends orders. Reductions, exits, flips, the flatten and the kill
+    switch are always market orders (risk first); `entry` applies only to orders that increase an
+    exposure (from flat, or adding on the same side)."""
+
+    # "post_only": a position-increasing order rests as a post-only limit at the touch (best bid
+    # for a buy, best ask for a sell; without a book, the decision's price rounded to the passive
+    # side) and pays the maker fee if it fills; "market": a taker order, as before
+    entry: Literal["market", "post_only"] = "market"
+    # a post-only entry the venue refuses because it would take liquidity (-5022) is re-quoted once
+    # one tick more passive; refused again: "skip" (no order this decision) or "market" (a taker
+    # order for the same quantity, sent once)
+    post_only_fallback: Literal["skip", "market"] = "skip"
+    # a resting entry not filled after this long is cancelled by the router's poll (live, paper);
+    # 0: until the next bar's target replaces or cancels it (a backtest always uses one bar)
+    entry_ttl_s: NonNegSeconds = 0.0
+    # after the TTL, quote the same decision again at the new touch (its data time still applies:
+    # once older than `risk.stale_after_ms` it adds no exposure)
+    entry_replan: bool = False
+
+
 class ModelConfig(_Section):
     dir: str = "runs/models"
     horizon_bars: Count = 4
@@ -373,6 +394,7 @@ class Config(_Section):
     fees: FeeConfig = msgspec.field(default_factory=FeeConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
+    router: RouterConfig = msgspec.field(default_factory=RouterConfig)
     models: ModelConfig = msgspec.field(default_factory=ModelConfig)
     backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
     exit: ExitConfig = msgspec.field(default_factory=ExitConfig)

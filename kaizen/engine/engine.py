@@ -196,6 +196,10 @@ class Engine:
             clock_ms=self._clock_ms,
             rebalance_band=cfg.strategy.rebalance_band,
             kill_on_events=self.mode != "backtest",  # a backtest checks once per bar (driver)
+            entry=cfg.router.entry,
+            post_only_fallback=cfg.router.post_only_fallback,
+            entry_ttl_ms=int(cfg.router.entry_ttl_s * 1000),
+            entry_replan=cfg.router.entry_replan,
         )
         await self.router.start()
         if not live:
@@ -322,7 +326,7 @@ class Engine:
     def on_book(self, symbol: str, ts_ns: int, book: Any) -> None:
         self._clock(ts_ns)
         if self.router is not None:
-            self.router.on_market(symbol, 0.0, ts_ns // 1_000_000)
+            self.router.on_market(symbol, 0.0, ts_ns // 1_000_000, book)
 
     def on_status(self, symbol: str, status: str, reason: str) -> None:
         self.status[symbol] = status
@@ -468,7 +472,9 @@ class Engine:
             data_ts=close_ns,
         )
         append(dec)
-        if qty != position:  # the router decides whether the change is worth trading (no-trade band)
+        # the router decides whether the change is worth trading (no-trade band); a resting entry
+        # of ours is replaced or cancelled by this bar's target even when the position is on target
+        if qty != position or self.router.resting(symbol):
             self._targets[symbol] = (
                 qty,
                 bar.close,

@@ -16,6 +16,8 @@ ROWS = (
     ("trades", "trades (fills)", "{:.0f}"),
     ("decisions_traded", "decisions that traded", "{:.0f}"),
     ("fees_per_decision", "fees per decision that traded (USDT)", "{:.4f}"),
+    ("maker_fees_per_decision", "  of which maker (post-only entries, USDT)", "{:.4f}"),
+    ("taker_fees_per_decision", "  of which taker (USDT)", "{:.4f}"),
     ("max_drawdown", "max drawdown (fraction of peak equity)", "{:.4%}"),
     ("bars", "bars closed", "{:.0f}"),
     ("decisions", "decisions", "{:.0f}"),

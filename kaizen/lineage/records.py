@@ -121,6 +121,7 @@ class Order(Base, tag="order"):
     qty: float
     price: float = 0.0
     reduce_only: bool = False
+    post_only: bool = False  # a limit that may only add liquidity (its fills are maker)
     status: str = "new"  # new | accepted | rejected | canceled | filled
     venue_order_id: str = ""
     error: str = ""

@@ -84,6 +84,9 @@ class InProcessVenue:
             m.asks.clear()
             markets[s] = m
         self.ex = Exchange(markets, clock_ms, starting_balance, maker_fee, taker_fee, leverage)
+        # the fee schedule the router reads (maker, taker), as the ccxt venues publish theirs: the
+        # cost-sized no-trade band then acts in backtests too
+        self.fees: tuple[float, float] = (maker_fee, taker_fee)
         self.markets: dict[str, MarketInfo] = {s: _market_info(s) for s in symbols}
         self.open_now: dict[str, bool] = dict.fromkeys(symbols, False)
         self.listeners: list[FillListener] = []

@@ -7,6 +7,14 @@ with the venue's (positions, open orders) on start, after errors and when asked,
 discrepancy as a `Reconcile` record and adopts the venue's truth. The kill switch (daily loss or
 drawdown, via RiskManager.on_equity) cancels everything, flattens with reduce-only orders and halts:
 no order is sent after it until a deliberate re-arm.
+
+Post-only entries (`entry="post_only"`): an order that increases an exposure (from flat, or adding
+on the same side) rests as a post-only limit at the touch and pays the maker fee if it fills; every
+reduction, exit, flip, flatten and kill stays a market order. A post-only order the venue refuses
+because it would take liquidity (-5022) is re-quoted once one tick more passive, then skipped or
+sent as market (`post_only_fallback`), once. A resting entry lives until the next target for its
+symbol (or `entry_ttl_ms`, by the poll, which re-plans it at the new touch with `entry_replan`: the
+decision's data time still applies, so a decision gone stale adds nothing).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ class PlannedOrder:
     side: str
     qty: float
     reduce_only: bool
+    post_only: bool = False
 
 
 def plan_order(
@@ -77,10 +86,12 @@ class _Book:
     avg: float = 0.0
     realized: float = 0.0
     fees: float = 0.0
+    maker_fees: float = 0.0  # the part of `fees` paid on maker fills
+    maker_fills: int = 0
     funding: float = 0.0
     mark: float = 0.0
 
-    def apply(self, side: str, qty: float, price: float, fee: float) -> float:
+    def apply(self, side: str, qty: float, price: float, fee: float, maker: bool = False) -> float:
         signed = qty if side == "buy" else -qty
         realized = 0.0
         if self.qty == 0 or self.qty * signed > 0:
@@ -100,6 +111,9 @@ class _Book:
         self.qty = round(self.qty, 12)  # no float drift in a sum of lot-sized fills
         self.realized += realized
         self.fees += fee
+        if maker:
+            self.maker_fees += fee
+            self.maker_fills += 1
         return realized
 
     def unrealized(self) -> float:
@@ -117,6 +131,8 @@ class _Tracked:
     fill_qty: float = 0.0  # what we have seen as fills
     open: bool = True
     fill_ids: set[str] = field(default_factory=set)
+    post_only: bool = False
+    sent_ms: int = 0
 
     def signed(self, q: float) -> float:
         return q if self.side == "buy" else -q
@@ -144,6 +160,10 @@ class OrderRouter:
         funding_poll_s: float = 60.0,
         rebalance_band: float = 0.0,
         kill_on_events: bool = True,
+        entry: str = "market",
+        post_only_fallback: str = "skip",
+        entry_ttl_ms: int = 0,
+        entry_replan: bool = False,
     ) -> None:
         self.venue = venue
         self.risk = risk
@@ -154,6 +174,23 @@ class OrderRouter:
         # buy nothing): the no-trade band
         self.rebalance_band = rebalance_band
         self.order_type = order_type
+        if entry not in ("market", "post_only"):
+            raise ValueError(f"entry must be 'market' or 'post_only', got {entry!r}")
+        if post_only_fallback not in ("skip", "market"):
+            raise ValueError(f"post_only_fallback must be 'skip' or 'market', got {post_only_fallback!r}")
+        self.entry = entry
+        self.post_only_fallback = post_only_fallback
+        self.entry_ttl_ms = entry_ttl_ms
+        self.entry_replan = entry_replan
+        # the last target per symbol (the arguments of _set_target), for the re-plan after a TTL
+        self._last_target: dict[str, tuple] = {}
+        self.entries_replanned = 0
+        self._l2: dict[str, Any] = {}  # symbol -> the engine's order book (best bid/ask), when it has one
+        self.post_only_sent = 0
+        self.post_only_would_cross = 0  # refused by the venue as taking liquidity (-5022)
+        self.post_only_fallbacks = 0  # market orders sent after a refused re-quote
+        self.post_only_skipped = 0
+        self.entries_expired = 0  # resting entries cancelled by the TTL
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.books = {s: _Book() for s in self.symbols}
         # Orders still in play (open, in doubt, or with fills not yet seen), by client id and by
@@ -175,6 +212,10 @@ class OrderRouter:
         self.orders_sent = 0
         self.decisions_traded = 0  # distinct decisions that sent at least one order
         self._recent_decisions: dict[int, None] = {}  # the last few, to count each decision once
+        # decisions with at least one fill (a post-only entry that never filled sent an order but
+        # paid nothing): the last few, to count each once
+        self.decisions_filled = 0
+        self._filled_decisions: dict[int, None] = {}
         self.kill_reason = ""
         self._killing = False
         self._started = False
@@ -281,8 +322,16 @@ class OrderRouter:
     def open_order_count(self) -> int:
         return sum(1 for t in self.orders.values() if t.open)
 
-    def on_market(self, symbol: str, mark_price: float, ts_ms: int) -> None:
-        """Fresh market data for `symbol` (the engine calls this per mark/book update)."""
+    def resting(self, symbol: str) -> bool:
+        """Is an order of ours open on `symbol` (a resting post-only entry the next target must
+        replace or cancel)?"""
+        return any(t.open and t.post_only for t in self._active[symbol].values())
+
+    def on_market(self, symbol: str, mark_price: float, ts_ms: int, book: Any = None) -> None:
+        """Fresh market data for `symbol` (the engine calls this per mark/book update); `book` is
+        the engine's order book (post-only entries quote at its touch)."""
+        if book is not None:
+            self._l2[symbol] = book
         if mark_price > 0:
             self.books[symbol].mark = mark_price
             if self.books[symbol].qty:
@@ -309,6 +358,7 @@ class OrderRouter:
         if symbol not in self.books:
             raise ValueError(f"symbol {symbol!r} is not routed (symbols: {self.symbols})")
         async with self._locks[symbol]:
+            self._last_target[symbol] = (target_qty, ref_price, mark_price, parents, data_ts_ms, edge)
             return await self._set_target(
                 symbol, target_qty, ref_price, mark_price, parents, data_ts_ms, edge
             )
@@ -357,9 +407,86 @@ class OrderRouter:
             )
             out.append(rec)
             return out
+        if plan.post_only:
+            out += await self._send_post_only(symbol, plan, price, parents, ref_price, mark, now, data_ts_ms)
+            return out
         rec = await self._send(symbol, plan, price, parents)
         out.append(rec)
         return out
+
+    async def _send_post_only(
+        self,
+        symbol: str,
+        plan: PlannedOrder,
+        price: float | None,
+        parents: list[int],
+        ref_price: float,
+        mark: float,
+        now: int,
+        data_ts_ms: int | None,
+    ) -> list[records.Order]:
+        """A post-only entry; refused as taking liquidity, one re-quote a tick more passive, then
+        the configured fallback (skip, or one market order after the risk gate again)."""
+        market: MarketInfo = self.venue.markets[symbol]
+        out = [await self._send(symbol, plan, price, parents)]
+        if not _would_cross(out[-1]) or price is None:
+            return out
+        step = -market.tick_size if plan.side == "buy" else market.tick_size
+        requote = market.round_price(price + step, plan.side)
+        if requote > 0:
+            out.append(await self._send(symbol, plan, requote, parents))
+            if not _would_cross(out[-1]):
+                return out
+        if self.post_only_fallback == "skip" or self.risk.halted or self._killing:
+            self.post_only_skipped += 1
+            return out
+        taker = PlannedOrder(plan.side, plan.qty, plan.reduce_only)
+        ok, reason = self._risk_check(symbol, taker, ref_price, mark, now, data_ts_ms)
+        if not ok:
+            rec = self._order_record(
+                symbol, "", taker, None, parents, status="rejected", error=f"risk: {reason}"
+            )
+            self.lineage.append(rec)
+            out.append(rec)
+            return out
+        self.post_only_fallbacks += 1
+        out.append(await self._send(symbol, taker, None, parents))
+        return out
+
+    def _passive_price(self, symbol: str, side: str, ref_price: float) -> float:
+        """The touch on our side (best bid for a buy, best ask for a sell) when the engine has a
+        valid book; otherwise the decision's price rounded to the tick on the passive side."""
+        market: MarketInfo = self.venue.markets[symbol]
+        book = self._l2.get(symbol)
+        if book is not None and getattr(book, "valid", True):
+            px = book.best_bid() if side == "buy" else book.best_ask()
+            if px > 0 and math.isfinite(px):
+                return market.round_price(px, side)
+        return market.round_price(ref_price, side)
+
+    def _risk_check(
+        self,
+        symbol: str,
+        plan: PlannedOrder,
+        price: float,
+        mark: float,
+        now: int,
+        data_ts_ms: int | None,
+    ) -> tuple[bool, str]:
+        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
+        return self.risk.check_order(
+            symbol,
+            plan.side,
+            plan.qty,
+            price,
+            mark,
+            {s: self.books[s].qty for s in self.symbols},
+            {s: (self.books[s].mark or (price if s == symbol else 0.0)) for s in self.symbols},
+            self.open_order_count(),
+            now_ms=now,
+            pending=pending,
+            data_ts_ms=data_ts_ms,
+        )
 
     def decide(
         self,
@@ -403,7 +530,17 @@ class OrderRouter:
         plan, why = plan_order(market, expected, target_qty, ref_price)
         if plan is None:
             return None, None, False, why
-        price = market.round_price(ref_price, plan.side) if self.order_type == "limit" else None
+        # post-only only where the order adds exposure (from flat or on the same side): a reduction
+        # or a flip must not wait in a queue (risk first)
+        if (
+            self.entry == "post_only"
+            and not plan.reduce_only
+            and (abs(expected) < 1e-12 or (plan.side == "buy") == (expected > 0))
+        ):
+            plan.post_only = True
+            price: float | None = self._passive_price(symbol, plan.side, ref_price)
+        else:
+            price = market.round_price(ref_price, plan.side) if self.order_type == "limit" else None
         ok, reason = self.risk.check_order(
             symbol,
             plan.side,
@@ -420,10 +557,13 @@ class OrderRouter:
         return plan, price, ok, reason
 
     def round_trip_cost(self) -> float:
-        """Fees in and out as a fraction of notional (taker both ways); 0 when the venue has no
-        fee schedule (the in-process backtest venue charges its own)."""
+        """Fees in and out as a fraction of notional: taker both ways, or maker in and taker out
+        with post-only entries; 0 when the venue has no fee schedule (`fees` = (maker, taker))."""
         fees = getattr(self.venue, "fees", None)
-        return 2.0 * float(fees[1]) if fees else 0.0
+        if not fees:
+            return 0.0
+        entry = float(fees[0]) if self.entry == "post_only" else float(fees[1])
+        return entry + float(fees[1])
 
     async def _send(
         self,
@@ -436,7 +576,14 @@ class OrderRouter:
         self._seq += 1
         cid = make_client_id(self.run_id, symbol, parents[0] if parents else 0, self._seq)
         rec = self._order_record(symbol, cid, plan, price, parents)
-        tracked = _Tracked(record=rec, symbol=symbol, side=plan.side, qty=plan.qty)
+        tracked = _Tracked(
+            record=rec,
+            symbol=symbol,
+            side=plan.side,
+            qty=plan.qty,
+            post_only=plan.post_only,
+            sent_ms=self._clock_ms(),
+        )
         self._track(cid, tracked)  # tracked before sending: if the answer is lost it is still ours
         self.risk.record_order(self._clock_ms())
         self.orders_sent += 1
@@ -449,6 +596,7 @@ class OrderRouter:
                 order_type="limit" if price is not None else "market",
                 price=price,
                 reduce_only=plan.reduce_only,
+                post_only=plan.post_only,
             )
         except asyncio.CancelledError:
             # the engine stopped mid-send: the request may have reached the venue; the order is
@@ -469,6 +617,17 @@ class OrderRouter:
             self._update(tracked, st)
             rec.status = "filled" if st.status == "closed" and st.filled >= plan.qty - 1e-12 else "accepted"
             rec.venue_order_id = st.venue_order_id
+            if (
+                plan.post_only
+                and st.status in ("canceled", "cancelled", "expired", "rejected")
+                and st.filled <= 0
+            ):
+                # a venue that cancels a crossing post-only on arrival (Bybit) instead of refusing it
+                rec.status, rec.error = "rejected", f"post-only would take liquidity ({st.status} on arrival)"
+        if plan.post_only:
+            self.post_only_sent += 1
+            if _would_cross(rec):
+                self.post_only_would_cross += 1
         if parents and rec.status != "unknown" and parents[0] not in self._recent_decisions:
             self._recent_decisions[parents[0]] = None
             if len(self._recent_decisions) > 256:
@@ -498,6 +657,7 @@ class OrderRouter:
             qty=plan.qty,
             price=price or 0.0,
             reduce_only=plan.reduce_only,
+            post_only=plan.post_only,
             status=status,
             error=error,
         )
@@ -597,9 +757,37 @@ class OrderRouter:
             if sym in self.books and p.mark_price > 0:
                 self.books[sym].mark = p.mark_price
         await self.check_equity(check_risk)
+        if self.entry_ttl_ms > 0:
+            await self.expire_entries()
         if self._needs_reconcile:  # an order's outcome was unknown: ask the venue now
             self._needs_reconcile = False
             await self.reconcile()
+
+    async def expire_entries(self) -> None:
+        """Cancel resting post-only entries older than `entry_ttl_ms` (a symbol whose target is
+        being set right now is left to set_target, which replaces its resting orders anyway)."""
+        now = self._clock_ms()
+        for sym in self.symbols:
+            if self._locks[sym].locked():
+                continue
+            old = [
+                t
+                for t in self._active[sym].values()
+                if t.open and t.post_only and now - t.sent_ms >= self.entry_ttl_ms
+            ]
+            if not old:
+                continue
+            async with self._locks[sym]:
+                for t in old:
+                    if t.open:
+                        self.entries_expired += 1
+                        await self._cancel(t)
+                last = self._last_target.get(sym)
+                if self.entry_replan and last is not None and not self.risk.halted and not self._killing:
+                    self.entries_replanned += 1
+                    target_qty, ref_price, _mark, parents, data_ts_ms, edge = last
+                    # the mark is today's (in the book), not the decision's
+                    await self._set_target(sym, target_qty, ref_price, None, parents, data_ts_ms, edge)
 
     async def _poll_fills(self, sym: str) -> None:
         got = await self.venue.fetch_fills(sym, self._fill_since[sym])
@@ -699,9 +887,15 @@ class OrderRouter:
         cid = f.client_order_id or self._by_venue_id.get(f.venue_order_id, "")
         t = self.orders.get(cid)
         book = self.books[f.symbol]
-        realized = book.apply(f.side, f.qty, f.price, f.fee)
+        realized = book.apply(f.side, f.qty, f.price, f.fee, f.maker)
         self.trades += 1
         if t is not None:
+            d = t.record.parents[0] if t.record.parents else 0
+            if d and d not in self._filled_decisions:
+                self._filled_decisions[d] = None
+                if len(self._filled_decisions) > 256:
+                    del self._filled_decisions[next(iter(self._filled_decisions))]
+                self.decisions_filled += 1
             t.fill_qty += f.qty
             if t.fill_qty >= t.qty - 1e-12:
                 t.open = False
@@ -742,7 +936,9 @@ class OrderRouter:
     def summary(self) -> dict[str, float]:
         realized = sum(b.realized for b in self.books.values())
         fees = sum(b.fees for b in self.books.values())
+        maker_fees = sum(b.maker_fees for b in self.books.values())
         funding = sum(b.funding for b in self.books.values())
+        per = 1.0 / self.decisions_traded if self.decisions_traded else 0.0
         return {
             "realized_pnl": realized,
             "unrealized_pnl": sum(b.unrealized() for b in self.books.values()),
@@ -755,8 +951,18 @@ class OrderRouter:
             "trades": float(self.trades),
             "orders": float(self.orders_sent),
             "decisions_traded": float(self.decisions_traded),
+            "decisions_filled": float(self.decisions_filled),
             # what trading costs per decision that traded: the churn figure the no-trade band cuts
-            "fees_per_decision": fees / self.decisions_traded if self.decisions_traded else 0.0,
+            "fees_per_decision": fees * per,
+            # the same split by liquidity: maker (post-only entries that filled) and taker
+            "maker_fees_per_decision": maker_fees * per,
+            "taker_fees_per_decision": (fees - maker_fees) * per,
+            "maker_fees": maker_fees,
+            "taker_fees": fees - maker_fees,
+            "maker_fills": float(sum(b.maker_fills for b in self.books.values())),
+            "post_only_orders": float(self.post_only_sent),
+            "post_only_would_cross": float(self.post_only_would_cross),
+            "post_only_fallbacks": float(self.post_only_fallbacks),
             "max_drawdown": self.risk.max_drawdown_seen,
         }
 
@@ -905,3 +1111,12 @@ class OrderRouter:
                     book.qty = vq
                     book.avg = p.entry_price if p and vq else 0.0
         return out
+
+
+def _would_cross(rec: records.Order) -> bool:
+    """Was this post-only order refused because it would have taken liquidity? (Binance -5022,
+    "Post Only order will be rejected"; Bybit cancels it on arrival, see _send.)"""
+    if rec.status != "rejected" or not rec.post_only:
+        return False
+    err = rec.error.lower()
+    return "-5022" in err or "post only" in err or "post-only" in err or "immediately" in err
