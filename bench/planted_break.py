@@ -104,6 +104,8 @@ def run_seed(seed: int, a: argparse.Namespace, tmp: Path) -> dict:
     for label, extra in (("break", ["--break-day", str(a.break_day)]), ("none", [])):
         data = tmp / f"data-{seed}-{label}"
         out = tmp / f"out-{seed}-{label}"
+        if a.signal_strength is not None:
+            extra = [*extra, "--signal-strength", str(a.signal_strength)]
         kaizen("data", "synth", "--seed", str(seed), "--days", str(a.days), "--out", str(data), *extra)
         t = time.monotonic()
         end_day = a.days if label == "break" else a.break_day + 30
@@ -142,6 +144,7 @@ def main() -> int:
     p.add_argument("--retrain-every", default="1d")
     p.add_argument("--shadow-days", type=float, default=7.0)
     p.add_argument("--looks", type=int, default=4)
+    p.add_argument("--signal-strength", type=float, default=None, help="synth's planted signal (default 0.06)")
     p.add_argument("--max-alarm-decisions", type=int, default=3000)
     p.add_argument("--max-restore-days", type=float, default=30.0)
     a = p.parse_args()

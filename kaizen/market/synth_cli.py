@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--break-day", type=float, default=None, help="day at which the regime-to-signal mapping changes"
     )
+    p.add_argument(
+        "--signal-strength",
+        type=float,
+        default=None,
+        help="planted signal's phi, in hourly sigmas per unit of the clipped signal (default: the synth "
+        "market's 0.06, exploitable after costs only in high-volatility regimes)",
+    )
     p.add_argument("--out", required=True, help="directory to write (created; existing files replaced)")
     p.add_argument(
         "--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT", help="comma-separated (default: all four)"
@@ -52,7 +59,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise KaizenError(f"--seed must be >= 0, got {args.seed}")
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    model = None
+    if args.signal_strength is not None:
+        import msgspec
+
+        from kaizen.venue.sim.model import MarketModel
+
+        if not 0 <= args.signal_strength <= 1:
+            raise KaizenError(f"--signal-strength must be in [0, 1], got {args.signal_strength}")
+        base = MarketModel.synth(args.break_day)
+        model = msgspec.structs.replace(
+            base, signal=msgspec.structs.replace(base.signal, strength=float(args.signal_strength))
+        )
     params = SynthParams(
+        model=model,
         seed=args.seed,
         days=float(args.days),
         interval=args.interval,
