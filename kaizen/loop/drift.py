@@ -454,17 +454,22 @@ class DriftMonitor:
         model: str = "",
         ks: Mapping[str, float] | None = None,
         references: Mapping[str, tuple[float, float]] | None = None,
+        rates: Mapping[str, float] | None = None,
     ) -> tuple[DriftMonitor, dict[str, Calibration]]:
         """A monitor whose per-channel thresholds are calibrated on a stationary bootstrap of real
         residuals r = (realized - expected) / scale of the model (e.g. from its out-of-fold
         predictions), at ARL0 x number of channels each. Overlapping outcomes make residuals
         autocorrelated, and a Gaussian threshold then false-alarms many times more often than its
-        ARL0 says (tests/loop/test_drift.py); this is the calibration to use in production."""
+        ARL0 says (tests/loop/test_drift.py); this is the calibration to use in production.
+
+        `rates`: the share of the role's decisions a channel sees (default 1); ARL0 counts the
+        role's decisions, so a channel fed on one decision in four gets a quarter of the run length
+        in its own updates, the same false-alarm rate in time."""
         sides = dict(sides or {})
         per = float(arl0) * len(residuals)
         cals = {
             name: calibrate(
-                per,
+                max(per * float((rates or {}).get(name, 1.0)), 50.0),
                 k=float((ks or {}).get(name, k)),
                 warmup=warmup,
                 clip=clip,

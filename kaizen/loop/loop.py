@@ -295,10 +295,12 @@ class ImprovementLoop:
         if "calibration" in lc.drift_channels:
             exp_, real_ = self.drift_pair(oof["p"], oof["y"])
             resid["calibration"] = (real_ - exp_)[order]
+        rates: dict[str, float] = {}
         if "pnl" in lc.drift_channels and "gross" in oof.files:
             ref = pnl_reference(self.champion.model.edge, oof["p"][order], oof["gross"][order], self.costs.round_trip)
             if ref is not None:
                 resid["pnl"], ks["pnl"], refs["pnl"] = ref
+                rates["pnl"] = len(resid["pnl"]) / max(len(order), 1)  # it sees the traded decisions only
         if not resid:  # nothing to calibrate on (an old model directory): the configured channel
             resid["calibration"] = (oof["y"] - oof["p"])[order]
         if lc.drift_threshold is not None:
@@ -308,7 +310,7 @@ class ImprovementLoop:
         key = (version, tuple(resid))
         mon, cals = DriftMonitor.calibrated(
             ROLE, resid, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup, clip=lc.drift_clip,
-            streams=300, model=version, ks=ks, references=refs,
+            streams=300, model=version, ks=ks, references=refs, rates=rates,
             sides={"pnl": "lower"},  # a model earning more than it said is no reason to roll it back
         )  # fmt: skip
         self.thresholds = {k: c.threshold for k, c in cals.items()}

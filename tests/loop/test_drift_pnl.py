@@ -78,3 +78,13 @@ def test_pnl_channel_is_quiet_while_the_edge_holds_and_alarms_when_it_is_gone():
     mon.reset()
     at = feed(False, 3_000)
     assert at is not None and at <= 1_000, at
+
+
+def test_a_channel_fed_part_of_the_decisions_gets_its_share_of_the_run_length():
+    """ARL0 counts the role's decisions: the PnL channel, fed only the traded ones (a share f),
+    is calibrated to f x ARL0 of its own updates, the same false-alarm rate in time."""
+    r = np.random.default_rng(9304).standard_t(5, 5_000)
+    _, cals = DriftMonitor.calibrated("signal", {"calibration": r, "pnl": r}, arl0=1_000, rates={"pnl": 0.25},
+                                      streams=100, seed=3)  # fmt: skip
+    assert cals["calibration"].arl0 == 2_000 and cals["pnl"].arl0 == 500
+    assert cals["pnl"].threshold < cals["calibration"].threshold
