@@ -60,13 +60,11 @@ def test_swaps_between_messages_drop_no_message_and_no_decision(tmp_path, monkey
                 await asyncio.sleep(0.05)
             eng = session.engine
             strategies = [Flat(), BaselineMomentum(cfg.strategy)]
-            swaps, worst = 0, 0
+            swaps = 0
             t_end = time.monotonic() + 3.0
             while time.monotonic() < t_end:
                 await asyncio.sleep(0.02)
-                t0 = time.perf_counter_ns()
                 eng.strategy = strategies[swaps % 2]
-                worst = max(worst, time.perf_counter_ns() - t0)
                 swaps += 1
             sim._task.cancel()  # the simulator stops publishing; what it sent arrives
             await asyncio.gather(sim._task, return_exceptions=True)
@@ -75,14 +73,13 @@ def test_swaps_between_messages_drop_no_message_and_no_decision(tmp_path, monkey
             bars, decisions = eng.bars, eng.decisions
             session.request_stop(signal.SIGTERM)
             await run
-            return swaps, worst, got, bars, decisions
+            return swaps, got, bars, decisions
         finally:
             await sim.stop()
 
-    swaps, worst_ns, got, bars, decisions = asyncio.run(main())
+    swaps, got, bars, decisions = asyncio.run(main())
     assert swaps > 50
     assert sent[0] > 100 and got == sent[0], f"simulator sent {sent[0]} frames, engine processed {got}"
     assert bars > 10 and decisions == bars
-    assert worst_ns < 100_000  # the swap itself: a reference assignment, far below one message
     names = {r.strategy for r in LineageReader(tmp_path / "lineage").records(types="decision")}
     assert {"flat", "baseline_momentum"} <= names, names
