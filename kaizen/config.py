@@ -86,7 +86,8 @@ class StrategyConfig(_Section):
     # baseline_momentum: the named yardstick (momentum gated by a volatility filter, on the features);
     # ensemble: a trained model directory (`kaizen train` OUT/models) through the compiled predictors,
     # trading only a positive net edge; flat; buy_and_hold.
-    name: Literal["baseline_momentum", "ensemble", "flat", "buy_and_hold"] = "baseline_momentum"
+    # kaizen: the improvement loop (kaizen run only; history from loop.history_dir).
+    name: Literal["baseline_momentum", "ensemble", "flat", "buy_and_hold", "kaizen"] = "baseline_momentum"
     bar_seconds: Annotated[int, Meta(ge=1, le=86_400, description="seconds")] = 60
     # baseline: enter when the 4-bar log return exceeds entry_z of its own standard deviation (vol
     # over 24 bars x 2) and the 24-bar return agrees; stand aside when the 24-bar vol is more than
@@ -230,6 +231,10 @@ class LoopConfig(_Section):
     # (each look at Pocock's level, so the false-promotion rate stays at gate_alpha); one behind
     # the champion at a look is retired. 1: decide once, at the end of the first period.
     shadow_looks: Annotated[int, Meta(ge=1, le=20, description="looks")] = 4
+    # `kaizen run` with strategy.name = "kaizen": the stored history the loop trains on at start
+    # (klines, mark price and funding in the Binance archive layout, at the engine's bar interval);
+    # every bar the engine closes is added to it.
+    history_dir: str = ""
     # Training executor: "local" (a process pool of executor_workers processes) or
     # "dask://HOST:PORT" (an existing Dask scheduler; needs the `dask` extra).
     executor: str = "local"

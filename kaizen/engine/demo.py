@@ -332,32 +332,21 @@ def _trade(cfg, p: DemoParams, model, strategy, store, tap: EventTap, engine_box
 async def _trade_async(cfg, p, strategy, store, tap: EventTap, engine_box, rest_url, ws_url) -> TradeResult:
     from kaizen.engine.engine import Engine
     from kaizen.engine.runner import config_hash
+    from kaizen.loop.live import LiveLoop
     from kaizen.venue import make_venue
 
     venue = make_venue(cfg, rest_url=rest_url, ws_url=ws_url)
     bh = BuyAndHold(SYMBOLS)
-    state = {"clock": 0, "next_funding": {}, "last_close": 0}
+    # the same hook as `kaizen run`'s loop: history, funding settlements and the loop's clock
+    live = LiveLoop(strategy, store, BAR_S * 1000, on_funding=bh.on_funding)
 
     def on_bar_closed(bar, mark: float, funding_rate: float) -> None:
-        s = bar.symbol
-        open_ms = bar.open_time_ns // 1_000_000
-        t_ms = open_ms + BAR_S * 1000
-        eng = engine_box[0]
-        nf = eng._next_funding.get(s, 0)
-        prev = state["next_funding"].get(s, 0)
-        if prev and nf > prev and math.isfinite(funding_rate):  # a settlement at `prev`
-            store.add_funding(s, prev, funding_rate)
-            bh.on_funding(s, prev, funding_rate)
-        state["next_funding"][s] = nf
-        store.add_bar(s, open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume, funding_rate, mark)
-        bh.on_bar(s, bar.close)
-        state["last_close"] = t_ms
-        if t_ms > state["clock"]:  # the first bar of a new close time: the loop's clock
-            state["clock"] = t_ms
-            strategy.on_clock(store.view(t_ms), t_ms)
+        live.on_bar_closed(bar, mark, funding_rate)
+        bh.on_bar(bar.symbol, bar.close)
 
     engine = Engine(cfg, venue, tap, config_hash(cfg), state_path=p.out / "risk_halt.json",
                     strategy=strategy, on_bar_closed=on_bar_closed)  # fmt: skip
+    live.engine = engine
     engine_box.append(engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -399,7 +388,7 @@ async def _trade_async(cfg, p, strategy, store, tap: EventTap, engine_box, rest_
     capital = summary.get("starting_equity", cfg.sim.starting_balance) or cfg.sim.starting_balance
     res = bh.result(capital, cfg.fees.taker + (cfg.backtest.spread_bps / 2 + cfg.backtest.slippage_bps) / 1e4)
     (p.out / "summary.json").write_bytes(msgspec.json.encode({"kaizen": summary, "buy_and_hold": res}))
-    sim_h = (state["last_close"] - START_EPOCH_MS) / HOUR_MS
+    sim_h = (live.last_close - START_EPOCH_MS) / HOUR_MS
     return TradeResult(summary, res, list(engine.errors), sim_h, engine.bars)
 
 

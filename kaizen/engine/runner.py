@@ -219,6 +219,7 @@ class Session:
         self._signals: list[int] = []
         self._t0 = time.monotonic()
         self.stream: Any = None  # the user-data stream (fills and order updates)
+        self.live_loop: Any = None  # [strategy] name = "kaizen": the improvement loop (kaizen.loop.live)
 
     async def run(self) -> RunResult:
         try:
@@ -249,9 +250,21 @@ class Session:
         self.venue = make_venue(cfg, rest_url=self.rest_url, ws_url=self.ws_url)
         # the halt state and the run's identity live in the run's state directory, so a new run
         # with another lineage directory still finds a halt, and client ids never repeat
+        extra: dict[str, Any] = {}
+        if cfg.strategy.name == "kaizen":  # the improvement loop on the wall clock (kaizen.loop.live)
+            from kaizen.loop.live import build_live_loop
+
+            # the registry lives with the halt state and the run identity: a restart keeps its champion
+            root = vs.state_dir(cfg) / "loop"
+            self.live_loop = build_live_loop(cfg, root, self.writer, self._now_ns)
+            extra = {"strategy": self.live_loop.strategy, "on_bar_closed": self.live_loop.on_bar_closed}
+            say(f"improvement loop: history from {cfg.loop.history_dir}, registry in {root}")
         self.engine = Engine(
-            cfg, self.venue, self.writer, config_hash(cfg), state_path=vs.halt_path(cfg), run_id=vs.run_id_for(cfg)
-        )
+            cfg, self.venue, self.writer, config_hash(cfg), state_path=vs.halt_path(cfg), run_id=vs.run_id_for(cfg),
+            **extra,
+        )  # fmt: skip
+        if self.live_loop is not None:
+            self.live_loop.engine = self.engine
         self.metrics = EngineMetrics()
         self.install_signals()
 
@@ -349,8 +362,14 @@ class Session:
             await self.stream.stop()
         if self.venue is not None:
             await self.venue.close()
+        if self.live_loop is not None:  # a training job in flight ends with its process pool
+            self.live_loop.close()
         if self.writer is not None:
             self.writer.close()
+
+    def _now_ns(self) -> int:
+        """The engine's clock (the venue's time of its latest event) for the loop's records."""
+        return self.engine.now_ns() if self.engine is not None else time.time_ns()
 
     # ---- signals -------------------------------------------------------------------------------------
     def install_signals(self) -> None:

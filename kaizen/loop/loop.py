@@ -153,6 +153,8 @@ class ImprovementLoop:
         self.events: list[dict[str, Any]] = []
         for v in self.registry.shadows(ROLE):  # a restart: the candidate in shadow is retired
             self._move("retire", v, "restart: shadow period lost")
+        if self.champion.version != FLAT:  # a restart with a champion: it is watched from the start
+            self._new_monitor(self.champion.version)
 
     # ---- versions ---------------------------------------------------------------------------------
     def _book(self, version: str, shadow: bool = False) -> PaperBook:

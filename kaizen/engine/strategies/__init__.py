@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from kaizen.config import Config
     from kaizen.engine.strategy import Strategy
 
-NAMES = ("baseline_momentum", "ensemble", "flat", "buy_and_hold")
+NAMES = ("baseline_momentum", "ensemble", "flat", "buy_and_hold", "kaizen")
 
 
 def make_strategy(cfg: Config) -> Strategy:
@@ -35,6 +35,8 @@ def make_strategy(cfg: Config) -> Strategy:
         if not cfg.strategy.model_dir:
             raise ConfigError("strategy 'ensemble' needs 'strategy.model_dir' (a `kaizen train` models directory)")
         return EnsembleStrategy(load_signal_model(cfg.strategy.model_dir), cfg.models.horizon_bars)
+    if name == "kaizen":  # the loop needs the run's lineage, registry and history: the runner builds it
+        raise ConfigError("strategy.name = 'kaizen' (the improvement loop) runs under `kaizen run` or a backtest")
     raise ConfigError(f"unknown strategy.name {name!r} (known: {', '.join(NAMES)})")
 
 
