@@ -11,6 +11,7 @@ it; a candidate enters shadow at the first bar close after its job ends.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from kaizen.config import Config
 from kaizen.errors import ConfigError, DataError
 
+log = logging.getLogger("kaizen.loop")
 _INTERVALS = {60: "1m", 180: "3m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 7200: "2h", 14400: "4h"}
 
 
@@ -40,6 +42,7 @@ class LiveLoop:
         self._clock = 0
         self._next_funding: dict[str, int] = {}
         self.last_close = 0
+        self.dropped = 0  # stored bars at or after the first live bar (history past the live clock)
 
     @property
     def loop(self) -> Any:
@@ -49,6 +52,11 @@ class LiveLoop:
         s = bar.symbol
         open_ms = bar.open_time_ns // 1_000_000
         t_ms = open_ms + self.interval_ms
+        if not self._clock:  # the first live bar: stored history from its time on is not history
+            self.dropped = self.store.drop_from(open_ms)
+            if self.dropped:
+                log.warning("loop history runs past the live clock: %d stored bars from %s on dropped",
+                            self.dropped, open_ms)  # fmt: skip
         if self.engine is not None:  # a settlement happened when the symbol's next funding time moved
             nf = self.engine._next_funding.get(s, 0)
             prev = self._next_funding.get(s, 0)

@@ -53,6 +53,20 @@ class BarStore:
             f.append((int(t_ms), float(rate)))
             self._version += 1
 
+    def drop_from(self, t_ms: int) -> int:
+        """Forget stored bars opening at or after `t_ms` and settlements from it (history that runs
+        past the live clock, e.g. an archive replayed against the simulator's earlier epoch: live
+        bars would otherwise be refused as not after the last one). Returns the bars dropped."""
+        n = 0
+        for s, rows in self._rows.items():
+            keep = [r for r in rows if r[0] < t_ms]
+            n += len(rows) - len(keep)
+            self._rows[s] = keep
+            self._funding[s] = [f for f in self._funding[s] if f[0] < t_ms]
+        if n:
+            self._version += 1
+        return n
+
     def dataset(self) -> Dataset:
         if self._cache is not None and self._cache[0] == self._version:
             return self._cache[1]

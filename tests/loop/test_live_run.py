@@ -85,3 +85,26 @@ def test_kaizen_strategy_without_history_is_one_line(tmp_path):
     res = run_kaizen("run", str(cfg), "--duration", "1", "--no-progress", timeout=60)
     assert res.returncode == 2
     assert "loop.history_dir" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_history_past_the_live_clock_is_dropped_at_the_first_live_bar():
+    """An archive that runs past the live clock (e.g. replayed against the simulator's 2024 epoch):
+    stored bars from the first live bar on are dropped, so live bars are added after it."""
+    from types import SimpleNamespace
+
+    from kaizen.loop.live import LiveLoop
+    from kaizen.market.barstore import BarStore
+
+    ds, _ = generate(SynthParams(seed=7, days=2.0, interval="1h", symbols=("BTCUSDT",), start_ms=START_EPOCH_MS))
+    store = BarStore(["BTCUSDT"], HOUR_MS, history=ds)
+    clocks = []
+    live = LiveLoop(SimpleNamespace(on_clock=lambda view, t: clocks.append(t)), store, HOUR_MS)
+    t0 = START_EPOCH_MS + 24 * HOUR_MS  # the live clock starts a day into the stored history
+    for i in range(3):
+        bar = SimpleNamespace(symbol="BTCUSDT", open_time_ns=(t0 + i * HOUR_MS) * 1_000_000, open=1.0, high=1.0,
+                              low=1.0, close=1.0, volume=1.0)  # fmt: skip
+        live.on_bar_closed(bar, 1.0, 0.0)
+    assert live.dropped == 24
+    k = store.dataset().symbols["BTCUSDT"].klines
+    assert len(k) == 24 + 3 and k.open_time[24] == t0 and float(k.close[-1]) == 1.0
+    assert clocks == [t0 + HOUR_MS, t0 + 2 * HOUR_MS, t0 + 3 * HOUR_MS]
