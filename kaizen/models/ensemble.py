@@ -114,7 +114,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def _fit(X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int):
     import xgboost as xgb
 
-    d = xgb.DMatrix(X, label=y, missing=np.nan)
+    # the matrix is built with the fit's own thread count: fits run side by side in threads, and an
+    # OpenMP team per construction would oversubscribe the cores (the data, so the model, is the same)
+    d = xgb.DMatrix(X, label=y, missing=np.nan, nthread=int(params.get("nthread") or 0) or None)
     return xgb.train(params, d, num_boost_round=rounds)
 
 
