@@ -56,7 +56,7 @@ def test_kaizen_run_trains_shadows_and_gates_on_the_wall_clock(tmp_path):
     out, state = tmp_path / "run", tmp_path / "state"
     cfg = tmp_path / "loop.toml"
     cfg.write_text(_config(tmp_path, tmp_path / "history", out, state))
-    res = run_kaizen("run", str(cfg), "--duration", "9", "--no-progress", timeout=240)
+    res = run_kaizen("run", str(cfg), "--duration", "14", "--no-progress", timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "improvement loop: history from" in res.stdout + res.stderr
     recs = list(LineageReader(out / "lineage").records())
