@@ -49,7 +49,7 @@ from kaizen.engine.strategy import BarContext, Costs, Target
 from kaizen.lineage import records as R
 from kaizen.lineage.ids import new_id
 from kaizen.loop.gate import KEEP_WAITING, PROMOTE, GateConfig, ValidationGate, comparison_record
-from kaizen.models.edge import PaperTrader
+from kaizen.models.edge import EdgeCalibration, PaperTrader
 from kaizen.models.registry import FLAT, ModelRegistry
 
 ROLE = "signal"
@@ -57,19 +57,17 @@ DAY_MS = 86_400_000
 
 
 def pnl_reference(
-    edge: Any, p: np.ndarray, gross: np.ndarray, round_trip: float
+    edge: EdgeCalibration, p: np.ndarray, gross: np.ndarray, round_trip: float
 ) -> tuple[np.ndarray, float, tuple[float, float]] | None:
     """The PnL channel's reference from a model's out-of-fold rows (time order): on the rows whose
     expected return clears the round trip (the rule's entry test), the residual side x (gross
     forward return - expected). Returns (residuals, k, (mean, sd)) or None with < 200 such rows.
     k is half the model's own edge in residual sds (mean |expected| / sd): the CUSUM is tuned to
     the shift that losing the whole edge makes, the change a rollback is for."""
-    p = np.asarray(p, np.float64)
-    g = np.asarray(gross, np.float64)
-    b = float(getattr(edge, "b", 0.0))
-    if not b > 0:
+    if not edge.b > 0:
         return None
-    e = b * (p - float(edge.p_mean))
+    e = edge.edge(np.asarray(p, np.float64))
+    g = np.asarray(gross, np.float64)
     ok = np.isfinite(e) & np.isfinite(g) & (np.abs(e) > round_trip)
     if ok.sum() < 200:
         return None
@@ -146,8 +144,6 @@ class ImprovementLoop:
         self.cand_look = 1  # the gate's next group-sequential look at the candidate (1..shadow_looks)
         self.window: dict[str, list[float]] = {}
         self.monitor: Any = None
-        self.thresholds: dict[str, float] | None = None
-        self._calibrations: dict[tuple, dict] = {}
         self.pending: dict[str, deque] = {}  # symbol -> (p, close, funding) of the champion's calls
         self.counts = dict.fromkeys(("retrains", "promotions", "retirements", "rollbacks", "drift_alarms"), 0)
         self.events: list[dict[str, Any]] = []
@@ -291,33 +287,30 @@ class ImprovementLoop:
         lc = self.lc
         oof = np.load(self._dir(version) / "oof.npz")
         order = np.argsort(oof["t"], kind="stable")
+        ref = None
+        if "pnl" in lc.drift_channels and "gross" in oof.files:
+            ref = pnl_reference(self.champion.model.edge, oof["p"][order], oof["gross"][order], self.costs.round_trip)
         resid: dict[str, np.ndarray] = {}
         ks: dict[str, float] = {}
         refs: dict[str, tuple[float, float]] = {}
-        if "calibration" in lc.drift_channels:
+        rates: dict[str, float] = {}
+        # calibration when configured, and as the fallback when the PnL channel has no reference
+        # (an old model directory, or no edge): a champion is always watched
+        if "calibration" in lc.drift_channels or ref is None:
             exp_, real_ = self.drift_pair(oof["p"], oof["y"])
             resid["calibration"] = (real_ - exp_)[order]
-        rates: dict[str, float] = {}
-        if "pnl" in lc.drift_channels and "gross" in oof.files:
-            ref = pnl_reference(self.champion.model.edge, oof["p"][order], oof["gross"][order], self.costs.round_trip)
-            if ref is not None:
-                resid["pnl"], ks["pnl"], refs["pnl"] = ref
-                rates["pnl"] = len(resid["pnl"]) / max(len(order), 1)  # it sees the traded decisions only
-        if not resid:  # nothing to calibrate on (an old model directory): the configured channel
-            resid["calibration"] = (oof["y"] - oof["p"])[order]
+        if ref is not None:
+            resid["pnl"], ks["pnl"], refs["pnl"] = ref
+            rates["pnl"] = len(resid["pnl"]) / max(len(order), 1)  # it sees the traded decisions only
         if lc.drift_threshold is not None:
             self.monitor = DriftMonitor.from_config(ROLE, lc, channels=dict.fromkeys(resid, "both"),
                                                     model=version, ks=ks, references=refs)  # fmt: skip
             return
-        key = (version, tuple(resid))
-        mon, cals = DriftMonitor.calibrated(
+        self.monitor, _ = DriftMonitor.calibrated(
             ROLE, resid, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup, clip=lc.drift_clip,
             streams=300, model=version, ks=ks, references=refs, rates=rates,
             sides={"pnl": "lower"},  # a model earning more than it said is no reason to roll it back
         )  # fmt: skip
-        self.thresholds = {k: c.threshold for k, c in cals.items()}
-        self._calibrations[key] = cals
-        self.monitor = mon
 
     # ---- per bar ------------------------------------------------------------------------------------
     def decide(self, ctx: BarContext, name: str) -> Target:
@@ -333,7 +326,7 @@ class ImprovementLoop:
             if math.isfinite(reward) and math.isfinite(creward):
                 self.window["champion"].append(reward)
                 self.window["candidate"].append(creward)
-        recs.extend(self._drift(ctx, p))
+        recs.extend(self._drift(ctx, p, e))
         ctx.signal_edge = e
         version = self.champion.version
         if version == FLAT:
@@ -343,15 +336,15 @@ class ImprovementLoop:
         return Target(exposure=float(side), reason="champion", value=p if math.isfinite(p) else 0.0, edge=e,
                       model=f"{name}:{version}", role=role, records=recs)  # fmt: skip
 
-    def _drift(self, ctx: BarContext, p: float) -> list[Any]:
-        """Calibration of the champion's probability, known `horizon` bars later: did a long's net
-        forward return (taker fees in and out, funding) come out > 0?"""
+    def _drift(self, ctx: BarContext, p: float, e: float) -> list[Any]:
+        """The champion's call at this bar (probability p, expected return e), judged `horizon` bars
+        later: calibration (did a long's net forward return, taker fees in and out and funding,
+        come out > 0?) and PnL (on a trade the rule's entry test takes, gross return against e)."""
         if self.monitor is None:
             return []
         q = self.pending.setdefault(ctx.symbol, deque())
         fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
-        e = self.champion.model.edge.expected_return(p) if math.isfinite(p) else math.nan
-        q.append((p, e, ctx.close, fr))
+        q.append((p, e, ctx.close, fr))  # e: the champion's expected return at p (PaperBook.step)
         if len(q) <= self.horizon:
             return []
         p0, e0, c0, f0 = q.popleft()
