@@ -21,7 +21,6 @@ from kaizen.config import Config
 from kaizen.errors import ConfigError, DataError
 
 log = logging.getLogger("kaizen.loop")
-_INTERVALS = {60: "1m", 180: "3m", 300: "5m", 900: "15m", 1800: "30m", 3600: "1h", 7200: "2h", 14400: "4h"}
 
 
 class LiveLoop:
@@ -77,11 +76,14 @@ class LiveLoop:
 
 def bar_interval(cfg: Config) -> str:
     """The archive interval of the engine's bars; the models must be trained on the same."""
-    iv = _INTERVALS.get(cfg.strategy.bar_seconds)
+    from kaizen.market.data import INTERVAL_MS
+
+    ms = cfg.strategy.bar_seconds * 1000
+    iv = next((name for name, v in INTERVAL_MS.items() if v == ms), None)
     if iv is None:
         raise ConfigError(
             f"strategy.bar_seconds = {cfg.strategy.bar_seconds}: the loop needs an archive interval "
-            f"({', '.join(f'{k} s' for k in _INTERVALS)})"
+            f"({', '.join(f'{v // 1000} s' for v in INTERVAL_MS.values())})"
         )
     if cfg.models.interval != iv:
         raise ConfigError(
