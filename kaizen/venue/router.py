@@ -441,7 +441,7 @@ class OrderRouter:
             self.post_only_skipped += 1
             return out
         taker = PlannedOrder(plan.side, plan.qty, plan.reduce_only)
-        ok, reason = self._risk_check(symbol, taker, ref_price, mark, now, data_ts_ms)
+        ok, reason = self._risk_check(symbol, taker, ref_price, mark, now, data_ts_ms, self._exposure(symbol, ref_price))
         if not ok:
             rec = self._order_record(
                 symbol, "", taker, None, parents, status="rejected", error=f"risk: {reason}"
@@ -464,6 +464,14 @@ class OrderRouter:
                 return market.round_price(px, side)
         return market.round_price(ref_price, side)
 
+    def _exposure(self, symbol: str, ref_price: float) -> tuple[dict, dict, dict]:
+        """(positions, prices, pending) per symbol, as the risk gate and the headroom read them: the
+        marks, with `ref_price` for `symbol` when it has none yet."""
+        positions = {s: self.books[s].qty for s in self.symbols}
+        prices = {s: (self.books[s].mark or (ref_price if s == symbol else 0.0)) for s in self.symbols}
+        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
+        return positions, prices, pending
+
     def _risk_check(
         self,
         symbol: str,
@@ -472,16 +480,18 @@ class OrderRouter:
         mark: float,
         now: int,
         data_ts_ms: int | None,
+        exposure: tuple[dict, dict, dict],
     ) -> tuple[bool, str]:
-        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
+        """The risk gate on one planned order at `price` (the limit, or the decision's price)."""
+        positions, prices, pending = exposure
         return self.risk.check_order(
             symbol,
             plan.side,
             plan.qty,
             price,
             mark,
-            {s: self.books[s].qty for s in self.symbols},
-            {s: (self.books[s].mark or (price if s == symbol else 0.0)) for s in self.symbols},
+            positions,
+            prices,
             self.open_order_count(),
             now_ms=now,
             pending=pending,
@@ -504,9 +514,8 @@ class OrderRouter:
         if not math.isfinite(target_qty):
             target_qty = 0.0
         expected = self.expected_position(symbol)
-        positions = {s: self.books[s].qty for s in self.symbols}
-        pending = {s: self.expected_position(s) - self.books[s].qty for s in self.symbols}
-        prices = {s: (self.books[s].mark or (ref_price if s == symbol else 0.0)) for s in self.symbols}
+        exposure = self._exposure(symbol, ref_price)
+        positions, prices, pending = exposure
         if abs(target_qty) > abs(expected) or target_qty * expected < 0:
             sign = 1.0 if target_qty > 0 else -1.0
             room = position_headroom(
@@ -541,18 +550,8 @@ class OrderRouter:
             price: float | None = self._passive_price(symbol, plan.side, ref_price)
         else:
             price = market.round_price(ref_price, plan.side) if self.order_type == "limit" else None
-        ok, reason = self.risk.check_order(
-            symbol,
-            plan.side,
-            plan.qty,
-            price if price is not None else ref_price,
-            mark,
-            positions,
-            prices,
-            self.open_order_count(),
-            now_ms=now,
-            pending=pending,
-            data_ts_ms=data_ts_ms,
+        ok, reason = self._risk_check(
+            symbol, plan, price if price is not None else ref_price, mark, now, data_ts_ms, exposure
         )
         return plan, price, ok, reason
 
@@ -628,10 +627,7 @@ class OrderRouter:
             self.post_only_sent += 1
             if _would_cross(rec):
                 self.post_only_would_cross += 1
-        if parents and rec.status != "unknown" and parents[0] not in self._recent_decisions:
-            self._recent_decisions[parents[0]] = None
-            if len(self._recent_decisions) > 256:
-                del self._recent_decisions[next(iter(self._recent_decisions))]
+        if parents and rec.status != "unknown" and _first_sighting(self._recent_decisions, parents[0]):
             self.decisions_traded += 1
         self.lineage.append(rec)
         return rec
@@ -891,10 +887,7 @@ class OrderRouter:
         self.trades += 1
         if t is not None:
             d = t.record.parents[0] if t.record.parents else 0
-            if d and d not in self._filled_decisions:
-                self._filled_decisions[d] = None
-                if len(self._filled_decisions) > 256:
-                    del self._filled_decisions[next(iter(self._filled_decisions))]
+            if d and _first_sighting(self._filled_decisions, d):
                 self.decisions_filled += 1
             t.fill_qty += f.qty
             if t.fill_qty >= t.qty - 1e-12:
@@ -1111,6 +1104,17 @@ class OrderRouter:
                     book.qty = vq
                     book.avg = p.entry_price if p and vq else 0.0
         return out
+
+
+def _first_sighting(seen: dict[int, None], decision: int, keep: int = 256) -> bool:
+    """Is this the first time `decision` is seen among the last `keep` (an insertion-ordered dict
+    used as a bounded set: each decision is counted once without the set growing forever)?"""
+    if decision in seen:
+        return False
+    seen[decision] = None
+    if len(seen) > keep:
+        del seen[next(iter(seen))]
+    return True
 
 
 def _would_cross(rec: records.Order) -> bool:
