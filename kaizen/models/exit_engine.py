@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from kaizen.errors import DataError
 from kaizen.market.data import Dataset
 from kaizen.market.view import DataView
 from kaizen.models import exit as exit_model
-from kaizen.models.exit_eval import _date
+from kaizen.models.exit_eval import _date, exit_table
 from kaizen.models.exit_rules import LEARNED, ORACLE, baseline_names, make_rule
 from kaizen.models.trades import Market, Trades, make_trades, value_matrix
 
@@ -421,7 +420,6 @@ def evaluate(
 ) -> EngineEval:
     from kaizen.models.exit_eval import daily_pnl, rule_metrics
     from kaizen.models.features import batch_features
-    from kaizen.stats import deflated_sharpe, sharpe
 
     tick = progress or (lambda note: None)
     cfg = eval_config(cfg)
@@ -504,14 +502,7 @@ def evaluate(
                            for i in range(len(periods))]  # fmt: skip
     by_period["trades"] = [int((np.searchsorted(np.array(starts), ref.trades.t_in, "right") - 1 == i).sum())
                            for i in range(len(periods))]  # fmt: skip
-    trial_names = list(runs)
-    n_trials = len(trial_names) - 1 + params.n_candidates
-    trial_srs = np.array([sharpe(daily[n]) for n in trial_names])
-    dsr = {n: deflated_sharpe(daily[n], n_trials, trial_srs) for n in trial_names}
-    baselines = [n for n in trial_names if n != LEARNED]
-    best_b = max(baselines, key=lambda n: table_rules[n]["net_per_trade_bps"])
-    table = {"rules": table_rules, "learned": LEARNED, "best_baseline": best_b, "deflated_sharpe": dsr}
-    o = table_rules[ORACLE]["net_per_trade_bps"]
+    table, head = exit_table(table_rules, daily, list(runs), params.n_candidates)
     detail = {
         "path": "engine",
         "trades": int(len(ref.trades)),
@@ -523,12 +514,9 @@ def evaluate(
         "symbols": symbols,
         "max_hold_bars": H,
         "horizon_bars": h,
-        "trials": n_trials,
-        "learned_vs_best_baseline_bps": table_rules[LEARNED]["net_per_trade_bps"]
-        - table_rules[best_b]["net_per_trade_bps"],
-        "oracle_share": {
-            n: (rr["net_per_trade_bps"] / o if o > 0 else math.nan) for n, rr in table_rules.items() if n != ORACLE
-        },
+        "trials": head["trials"],
+        "learned_vs_best_baseline_bps": head["learned_vs_best_baseline_bps"],
+        "oracle_share": head["oracle_share"],
         "oracle_trades": int(len(orow)),
         "net_per_trade_bps_by_period": by_period,
         # the entries every rule took: (symbol, entry fill time ms, side), from the venue's fills

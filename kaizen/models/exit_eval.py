@@ -283,27 +283,17 @@ def evaluate(
         net = ex.V[test, j - 1] if len(test) else np.zeros(0)
         daily[name] = daily_pnl(net, exit_fill_ms(markets, trades, test, j), start_ms, end_ms)
         rules[name] = rule_metrics(net, j.astype(np.float64), daily[name])
-    trial_names = [n for n in exits if n != ORACLE]
-    n_trials = len(trial_names) - 1 + params.n_candidates  # each learned (kind, margin) candidate a trial
-    trial_srs = np.array([sharpe(daily[n]) for n in trial_names])
-    dsr = {n: deflated_sharpe(daily[n], n_trials, trial_srs) for n in trial_names}
-    baselines = [n for n in trial_names if n != LEARNED]
-    best = max(baselines, key=lambda n: rules[n]["net_per_trade_bps"])
-    table = {"rules": rules, "learned": LEARNED, "best_baseline": best, "deflated_sharpe": dsr}
-    o = rules[ORACLE]["net_per_trade_bps"]
+    table, head = exit_table(rules, daily, [n for n in exits if n != ORACLE], params.n_candidates)
     detail = {
         "trades": int(len(test)),
         "start": _date(start_ms),
         "end": _date(end_ms),
         "max_hold_bars": H,
         "horizon_bars": h,
-        "trials": n_trials,
+        "trials": head["trials"],
         "folds": fold_detail,
-        "learned_vs_best_baseline_bps": rules[LEARNED]["net_per_trade_bps"]
-        - rules[best]["net_per_trade_bps"],
-        "oracle_share": {
-            n: (r["net_per_trade_bps"] / o if o > 0 else math.nan) for n, r in rules.items() if n != ORACLE
-        },
+        "learned_vs_best_baseline_bps": head["learned_vs_best_baseline_bps"],
+        "oracle_share": head["oracle_share"],
         "vectorized_policy_mismatches": mismatch,
         "overlap_share": {n: overlap_share(markets, trades, test, j) for n, j in exits.items()},
         # the same rules in a book holding one position per symbol (later onsets skipped while a
@@ -314,6 +304,29 @@ def evaluate(
         "costs": {"taker_fee": costs.taker_fee, "half_spread": costs.half_spread, "slippage": costs.slippage},
     }
     return EvalResult(table, detail, folds, exits, test, ex)
+
+
+def exit_table(
+    rules: dict[str, dict[str, float]], daily: dict[str, np.ndarray], trial_names: list[str], n_candidates: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `exits.json` table (rules, learned, best baseline, deflated Sharpe of every trial) and its
+    headline figures (trials, learned minus best baseline, each rule's share of the oracle), for the
+    vectorised evaluation and the engine's alike. Every rule tried is a trial, and so is each
+    learned (kind, margin) candidate."""
+    n_trials = len(trial_names) - 1 + n_candidates
+    trial_srs = np.array([sharpe(daily[n]) for n in trial_names])
+    dsr = {n: deflated_sharpe(daily[n], n_trials, trial_srs) for n in trial_names}
+    best = max((n for n in trial_names if n != LEARNED), key=lambda n: rules[n]["net_per_trade_bps"])
+    table = {"rules": rules, "learned": LEARNED, "best_baseline": best, "deflated_sharpe": dsr}
+    o = rules[ORACLE]["net_per_trade_bps"]
+    head = {
+        "trials": n_trials,
+        "learned_vs_best_baseline_bps": rules[LEARNED]["net_per_trade_bps"] - rules[best]["net_per_trade_bps"],
+        "oracle_share": {
+            n: (r["net_per_trade_bps"] / o if o > 0 else math.nan) for n, r in rules.items() if n != ORACLE
+        },
+    }
+    return table, head
 
 
 def _one_position_metrics(markets, trades, ex, test, j, start_ms, end_ms) -> dict[str, float]:
