@@ -98,9 +98,13 @@ def train_signal_model(
         info = json.loads((out / "training.json").read_text())
         return out, info
     ts = build(ds, params.horizon_bars, cfg.fees.taker, leader=cfg.models.leader, context=params.regime_context)
-    if features:
-        from kaizen.models.features import FEATURE_NAMES
+    from kaizen.models.features import FEATURE_NAMES
+    from kaizen.models.trades import VOL_FEATURE
 
+    # the per-bar vol the engine puts in BarContext.vol, kept before a variant masks its column:
+    # the PnL drift channel's unit
+    vol = ts.X[:, FEATURE_NAMES.index(VOL_FEATURE)].copy()
+    if features:
         unknown = sorted(set(features) - set(FEATURE_NAMES))
         if unknown:
             raise DataError(f"variant features {unknown} are not engine features")
@@ -132,8 +136,9 @@ def train_signal_model(
     (tmp / "training.json").write_text(json.dumps(info, sort_keys=True, default=float))
     # the out-of-fold probabilities and outcomes: the drift monitor calibrates on their residuals
     ok = np.isfinite(res.oof_meta)
-    # and the gross forward returns: the PnL drift channel's reference (what the rule earned)
-    np.savez(tmp / "oof.npz", p=res.oof_meta[ok], y=ts.y[ok], t=ts.t[ok], gross=ts.gross[ok])
+    # and the gross forward returns and the bar's vol: the PnL drift channel's reference (what the
+    # rule earned, in vol units)
+    np.savez(tmp / "oof.npz", p=res.oof_meta[ok], y=ts.y[ok], t=ts.t[ok], gross=ts.gross[ok], vol=vol[ok])
     if out.exists():  # another process finished the same model first: theirs is identical
         shutil.rmtree(tmp, ignore_errors=True)
     else:

@@ -91,8 +91,9 @@ def demo_config(p: DemoParams) -> Config:
             retrain_every=p.retrain_every,
             shadow_hours=p.shadow_hours,
             gate_min_decisions=60,  # 2 sim hours x 4 symbols = 96 paired decisions
-            drift_warmup=200,  # 50 bars x 4 symbols: the monitor's reference before it watches
+            drift_warmup=200,  # 50 bars x 4 symbols, if a model had too few out-of-fold rows
             drift_arl0=2_000.0,
+            drift_channels=["calibration", "pnl"],  # the hit rate shows the demo's sign flip at once
             executor_workers=1,
         ),
     )
@@ -101,7 +102,7 @@ def demo_config(p: DemoParams) -> Config:
 class DemoStrategy:
     """The improvement loop (LoopStrategy), with the initial model deployed as its champion once the
     live features are warm: until then the champion is flat, so neither the traded book nor the
-    drift monitor's warm-up reference sees predictions made on cold features."""
+    drift monitor sees predictions made on cold features."""
 
     name = "kaizen"
 
@@ -123,18 +124,6 @@ class DemoStrategy:
 
     def decide(self, ctx: BarContext) -> Target:
         return self.inner.decide(ctx)
-
-
-def hit_pair(p: Any, y: Any) -> tuple[Any, Any]:
-    """The demo's drift channel: the hit rate. Expected: the probability of the side the model leans
-    to (max(p, 1 - p)); realized: 1 when that side's outcome came (y for a long lean, 1 - y for a
-    short one). A model whose signal flips sign stays calibrated on average (its errors cancel
-    across both sides) but its hit rate falls: this is the shift the break plants."""
-    import numpy as np
-
-    q = np.maximum(p, 1.0 - p)
-    h = np.where(np.asarray(p) >= 0.5, y, 1.0 - np.asarray(y))
-    return q, h
 
 
 class EventTap:
@@ -285,7 +274,6 @@ def run_demo(p: DemoParams) -> int:
         return engine_box[0].now_ns() if engine_box else START_EPOCH_MS * 1_000_000
 
     loop = ImprovementLoop(cfg, p.out / "loop", tap, costs, iv, now_ns=now_ns, train=train, blocking=False)
-    loop.drift_pair = hit_pair  # the demo watches the hit rate (see hit_pair)
     try:
         loop._registered(mdir, info, START_EPOCH_MS)  # registered (a Retrain record), deployed when warm
         v0 = loop.candidate.version

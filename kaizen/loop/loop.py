@@ -25,17 +25,27 @@ nothing, net of fees, spread and funding, in shadow.
   would throw that evidence away); when the candidate is retired, `flat` is tested against the
   champion on the same decisions, so a champion that loses to doing nothing goes flat. Each evaluation is a `ShadowComparison` record; each pointer move a
   registry `PointerMove` record naming it as parent.
-- Drift: two channels (`[loop] drift_channels`) feed a CUSUM `DriftMonitor`: the champion's
-  calibration (did its probability of a profitable long come true, h bars later?) and its PnL (on
-  the decisions its rule trades, the realized gross return against the expected one, referenced
-  to its own out-of-fold trades, `pnl_reference`). Thresholds are calibrated on the model's own
-  out-of-fold residuals to a mean of `[loop] drift_arl0` decisions between false alarms; an alarm
-  rolls the role back to the last known-good version at once (`DriftAlarm` + `Rollback` records)
-  and trading goes on.
+- Drift: the channels in `[loop] drift_channels` feed a CUSUM `DriftMonitor`: the champion's PnL
+  (default; on the decisions its rule trades, the gross return realized in the trade's direction
+  in units of the bar's vol, `pnl_reference`) and, when configured, its calibration on the side it
+  leans to (did that side come with the probability it gave it, h bars later? `lean_pair`). Each
+  is standardized by the same residuals on the model's own out-of-fold rows (no live warm-up: it
+  starts watching at promotion), centred where the clipped values have mean 0. Thresholds are
+  calibrated on those out-of-fold residuals to a mean of `[loop] drift_arl0` decisions between
+  false alarms; both residuals are oriented (positive = better than the model said) and by default
+  only the lower side alarms (`[loop] drift_sides = "lower"`: a model doing better than it said is
+  no reason to roll it back). An alarm rolls the role back to the last known-good version at once
+  (`DriftAlarm` + `Rollback` records)
+  and trading goes on. With `[loop] retrain_from_change` the candidate in shadow (trained across
+  the change) is retired, and the next candidates are trained from the alarm's change point on
+  (the CUSUM's estimate of when the model stopped working; its Retrain records name the alarm as
+  parent) once `change_min_days` of data exist: a window of mostly old-market data would teach
+  the next candidate the relation that just broke.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable
@@ -52,32 +62,65 @@ from kaizen.loop.gate import KEEP_WAITING, PROMOTE, GateConfig, ValidationGate, 
 from kaizen.models.edge import EdgeCalibration, PaperTrader
 from kaizen.models.registry import FLAT, ModelRegistry
 
+log = logging.getLogger(__name__)
+
 ROLE = "signal"
 DAY_MS = 86_400_000
 
 
 def pnl_reference(
-    edge: EdgeCalibration, p: np.ndarray, gross: np.ndarray, round_trip: float
+    edge: EdgeCalibration,
+    p: np.ndarray,
+    gross: np.ndarray,
+    round_trip: float,
+    clip: float = 4.0,
+    vol: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, tuple[float, float]] | None:
     """The PnL channel's reference from a model's out-of-fold rows (time order): on the rows whose
-    expected return clears the round trip (the rule's entry test), the residual side x (gross
-    forward return - expected). Returns (residuals, k, (mean, sd)) or None with < 200 such rows.
-    k is half the model's own edge in residual sds (mean |expected| / sd): the CUSUM is tuned to
-    the shift that losing the whole edge makes, the change a rollback is for."""
+    expected return clears the round trip (the rule's entry test), the realized gross forward
+    return in the model's direction, side x gross, in units of the bar's vol when `vol` is given
+    (BarContext.vol; rows without a positive vol are left out). In vol units a signal whose
+    strength scales with volatility earns the same per trade in calm and in wild regimes; in
+    returns, the calm regimes' smaller trades read as days-long shortfalls against the pooled mean
+    (seed 505 at strength 0.24: no threshold reached ARL0). Returns (those returns, k, (mean, sd)) or None
+    with < 200 such rows or no realized edge. The mean is the clipped one the CUSUM sees
+    (drift.clipped_reference). k is half the realized edge in sds (mean / sd): the CUSUM is tuned to
+    the shift that losing the whole edge makes, the change a rollback is for.
+
+    Realized, not realized minus expected: after a break the model's expected returns shrink with
+    its predictions (seed 101 at strength 0.24: mean |e| 1.17 % before, 0.32 % after) while what its
+    trades earn falls to nothing, and a residual against a shrinking expectation hides most of that
+    fall (a shift of 0.25 sd against 0.47 sd here)."""
     if not edge.b > 0:
         return None
     e = edge.edge(np.asarray(p, np.float64))
     g = np.asarray(gross, np.float64)
     ok = np.isfinite(e) & np.isfinite(g) & (np.abs(e) > round_trip)
+    unit = np.ones_like(g)
+    if vol is not None:
+        unit = np.asarray(vol, np.float64)
+        ok &= np.isfinite(unit) & (unit > 0)
     if ok.sum() < 200:
         return None
-    side = np.sign(e[ok])
-    r = side * (g[ok] - e[ok])
-    sd = float(np.std(r))
-    if not sd > 0:
+    from kaizen.loop.drift import clipped_reference
+
+    r = np.sign(e[ok]) * g[ok] / unit[ok]
+    mean, sd = clipped_reference(r, clip)
+    if not (sd > 0 and mean > 0):
         return None
-    k = float(np.clip(0.5 * np.mean(np.abs(e[ok])) / sd, 0.02, 0.5))
-    return r, k, (float(np.mean(r)), sd)
+    k = float(np.clip(0.5 * mean / sd, 0.02, 0.5))
+    return r, k, (mean, sd)
+
+
+def lean_pair(p: Any, y: Any) -> tuple[Any, Any]:
+    """Calibration oriented by the model's lean: expected, the probability it gives the side it
+    leans to (max(p, 1 - p)); realized, 1 when that side's outcome came (y for a long lean, 1 - y
+    for a short one). Oriented, the residual's sign says better or worse than the model said, so a
+    one-sided detector alarms only on worse (`[loop] drift_sides`), and a model whose signal flips
+    sign shows as a fall: unoriented, its errors on the two sides cancel on average."""
+    p = np.asarray(p, np.float64)
+    y = np.asarray(y, np.float64)
+    return np.maximum(p, 1.0 - p), np.where(p >= 0.5, y, 1.0 - y)
 
 
 class PaperBook:
@@ -144,8 +187,12 @@ class ImprovementLoop:
         self.cand_look = 1  # the gate's next group-sequential look at the candidate (1..shadow_looks)
         self.window: dict[str, list[float]] = {}
         self.monitor: Any = None
-        self.pending: dict[str, deque] = {}  # symbol -> (p, close, funding) of the champion's calls
-        self.counts = dict.fromkeys(("retrains", "promotions", "retirements", "rollbacks", "drift_alarms"), 0)
+        self.change_ms: int | None = None  # a drift alarm's change point: train from it (retrain_from_change)
+        self.change_parent = 0  # the alarm's record id (a parent of the Retrain records cut at it)
+        self.pending: dict[str, deque] = {}  # symbol -> (p, e, close, funding, vol) of the champion's calls
+        self.pnl_vol = False  # the PnL channel in vol units (the champion's out-of-fold rows kept vol)
+        self.counts = dict.fromkeys(("retrains", "promotions", "retirements", "rollbacks", "drift_alarms",
+                                     "drift_channels_uncalibrated"), 0)  # fmt: skip
         self.events: list[dict[str, Any]] = []
         for v in self.registry.shadows(ROLE):  # a restart: the candidate in shadow is retired
             self._move("retire", v, "restart: shadow period lost")
@@ -192,8 +239,15 @@ class ImprovementLoop:
     def _retrain(self, view: Any, t_ms: int) -> None:
         from kaizen.backtest.training import train_signal_model
 
-        window = int(self.cfg.backtest.train_window_days * DAY_MS)
-        ds = view.dataset(until_ms=t_ms, since_ms=t_ms - window)
+        since = t_ms - int(self.cfg.backtest.train_window_days * DAY_MS)
+        if self.change_ms is not None:
+            if self.change_ms <= since:  # the rolling window has moved past the change
+                self.change_ms = None
+            elif t_ms - self.change_ms < self.lc.change_min_days * DAY_MS:
+                return  # too little data since the change yet: nothing trained across it
+            else:
+                since = self.change_ms
+        ds = view.dataset(until_ms=t_ms, since_ms=since)
         fut = self.executor.submit(
             self._train or train_signal_model, ds, self.cfg, self.costs, self.models_root
         )
@@ -222,6 +276,7 @@ class ImprovementLoop:
             data_start=int(d["start_ms"]) * 1_000_000, data_end=int(d["end_ms"]) * 1_000_000,
             data_hash=d["hash"], metrics={k: float(x) for k, x in info.get("edge", {}).items()
                                           if isinstance(x, int | float)}, candidates=[v],
+            parents=[self.change_parent] if self.change_ms is not None and self.change_parent else [],
         )  # fmt: skip
         self.lineage.append(rec)
         self.retrain_rec[v] = rec.id
@@ -279,7 +334,7 @@ class ImprovementLoop:
         self.pending.clear()
 
     def _new_monitor(self, version: str) -> None:
-        from kaizen.loop.drift import DriftMonitor
+        from kaizen.loop.drift import DriftMonitor, clipped_reference
 
         if version == FLAT:
             self.monitor = None
@@ -288,8 +343,11 @@ class ImprovementLoop:
         oof = np.load(self._dir(version) / "oof.npz")
         order = np.argsort(oof["t"], kind="stable")
         ref = None
+        # in vol units when the model kept its rows' vol (an older model directory: in returns)
+        self.pnl_vol = "vol" in oof.files
         if "pnl" in lc.drift_channels and "gross" in oof.files:
-            ref = pnl_reference(self.champion.model.edge, oof["p"][order], oof["gross"][order], self.costs.round_trip)
+            ref = pnl_reference(self.champion.model.edge, oof["p"][order], oof["gross"][order], self.costs.round_trip,
+                                lc.drift_clip, oof["vol"][order] if self.pnl_vol else None)  # fmt: skip
         resid: dict[str, np.ndarray] = {}
         ks: dict[str, float] = {}
         refs: dict[str, tuple[float, float]] = {}
@@ -298,19 +356,36 @@ class ImprovementLoop:
         # (an old model directory, or no edge): a champion is always watched
         if "calibration" in lc.drift_channels or ref is None:
             exp_, real_ = self.drift_pair(oof["p"], oof["y"])
-            resid["calibration"] = (real_ - exp_)[order]
+            resid["calibration"] = r = (real_ - exp_)[order]
+            ok = r[np.isfinite(r)]
+            if len(ok) >= 200 and np.std(ok) > 0:
+                # referenced to the out-of-fold residuals like the PnL channel, not to a live warm-up:
+                # 200 live decisions are two days of four symbols that move together, and a warm-up
+                # taken in one trend made the channel alarm when the next one came (seed 303, 0.12)
+                refs["calibration"] = clipped_reference(ok, lc.drift_clip)
         if ref is not None:
             resid["pnl"], ks["pnl"], refs["pnl"] = ref
             rates["pnl"] = len(resid["pnl"]) / max(len(order), 1)  # it sees the traded decisions only
         if lc.drift_threshold is not None:
-            self.monitor = DriftMonitor.from_config(ROLE, lc, channels=dict.fromkeys(resid, "both"),
+            self.monitor = DriftMonitor.from_config(ROLE, lc, channels=dict.fromkeys(resid, lc.drift_sides),
                                                     model=version, ks=ks, references=refs)  # fmt: skip
             return
-        self.monitor, _ = DriftMonitor.calibrated(
-            ROLE, resid, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup, clip=lc.drift_clip,
-            streams=300, model=version, ks=ks, references=refs, rates=rates,
-            sides={"pnl": "lower"},  # a model earning more than it said is no reason to roll it back
-        )  # fmt: skip
+        try:
+            self.monitor, cals = DriftMonitor.calibrated(
+                ROLE, resid, arl0=lc.drift_arl0, k=lc.drift_k, warmup=lc.drift_warmup, clip=lc.drift_clip,
+                streams=300, model=version, ks=ks, references=refs, rates=rates,
+                sides=dict.fromkeys(resid, lc.drift_sides), skip_failed=True,
+            )  # fmt: skip
+        except RuntimeError:  # trading goes on; the log and the summary's count say it is unwatched
+            self.counts["drift_channels_uncalibrated"] += len(resid)
+            log.error("no drift channel of %s reaches ARL0 %g: the champion is not watched for drift", version,
+                      lc.drift_arl0)  # fmt: skip
+            self.monitor = None
+            return
+        for name in resid.keys() - cals.keys():  # no threshold reached ARL0: that channel cannot be trusted
+            self.counts["drift_channels_uncalibrated"] += 1
+            log.warning("drift channel %s of %s: no threshold reaches ARL0 %g; not watched", name, version,
+                        lc.drift_arl0)  # fmt: skip
 
     # ---- per bar ------------------------------------------------------------------------------------
     def decide(self, ctx: BarContext, name: str) -> Target:
@@ -339,15 +414,16 @@ class ImprovementLoop:
     def _drift(self, ctx: BarContext, p: float, e: float) -> list[Any]:
         """The champion's call at this bar (probability p, expected return e), judged `horizon` bars
         later: calibration (did a long's net forward return, taker fees in and out and funding,
-        come out > 0?) and PnL (on a trade the rule's entry test takes, gross return against e)."""
+        come out > 0?) and PnL (on a trade the rule's entry test takes, the gross return in its
+        direction, against what its out-of-fold trades realized)."""
         if self.monitor is None:
             return []
         q = self.pending.setdefault(ctx.symbol, deque())
         fr = ctx.funding_rate if math.isfinite(ctx.funding_rate) else 0.0
-        q.append((p, e, ctx.close, fr))  # e: the champion's expected return at p (PaperBook.step)
+        q.append((p, e, ctx.close, fr, ctx.vol))  # e: the champion's expected return at p (PaperBook.step)
         if len(q) <= self.horizon:
             return []
-        p0, e0, c0, f0 = q.popleft()
+        p0, e0, c0, f0, v0 = q.popleft()
         if not (math.isfinite(p0) and c0 > 0):
             return []
         gross = math.log(ctx.close / c0)
@@ -358,9 +434,11 @@ class ImprovementLoop:
             exp_, real_ = self.drift_pair(p0, 1.0 if net > 0 else 0.0)
             alarm = self.monitor.update(float(exp_), float(real_), ts=ctx.ts_ns, symbol=ctx.symbol,
                                         channel="calibration")  # fmt: skip
-        if alarm is None and "pnl" in chans and abs(e0) > self.costs.round_trip:
+        unit = (v0 if math.isfinite(v0) and v0 > 0 else math.nan) if self.pnl_vol else 1.0
+        if alarm is None and "pnl" in chans and abs(e0) > self.costs.round_trip and math.isfinite(unit):
             side = 1.0 if e0 > 0 else -1.0  # the trade the rule's entry test takes (pnl_reference)
-            alarm = self.monitor.update(side * e0, side * gross, ts=ctx.ts_ns, symbol=ctx.symbol, channel="pnl")
+            # against the out-of-fold trades' realized edge (the channel's reference mean), in vol units
+            alarm = self.monitor.update(0.0, side * gross / unit, ts=ctx.ts_ns, symbol=ctx.symbol, channel="pnl")
         if alarm is None:
             return []
         self.counts["drift_alarms"] += 1
@@ -383,7 +461,17 @@ class ImprovementLoop:
             self.events.append(self._event(t_ms, "rollback", old, self.champion.version))
             self._new_monitor(self.champion.version)
             self.pending.clear()
-            if self.candidate is not None:  # its pairing was against the champion that failed:
+            cp = alarm.stats.get("change_ms", math.nan)
+            if self.lc.retrain_from_change and math.isfinite(cp):
+                self.change_ms, self.change_parent = int(cp), alarm.id
+                self.next_retrain = t_ms  # due at the next clock, once there is data enough since cp
+                if self.candidate is not None:  # trained across the change: not worth a shadow period
+                    self._move("retire", self.candidate.version, "drift alarm: trained across the change point",
+                               parents=[rb.id])  # fmt: skip
+                    self.counts["retirements"] += 1
+                    self.events.append(self._event(t_ms, "retirement", self.candidate.version, self.candidate.version))
+                    self.candidate = None
+            elif self.candidate is not None:  # its pairing was against the champion that failed:
                 self.window = {"champion": [], "candidate": []}  # a new evaluation from here
                 self.cand_since, self.cand_look = t_ms, 1
             return []
@@ -391,10 +479,10 @@ class ImprovementLoop:
 
     @staticmethod
     def drift_pair(p: Any, y: Any) -> tuple[Any, Any]:
-        """(expected, realized) the drift monitor compares, from the probability of a profitable long
-        and its outcome (scalars or arrays; the same map calibrates the threshold on the out-of-fold
-        predictions): here calibration itself. A subclass may watch another channel."""
-        return p, y
+        """(expected, realized) the calibration channel compares, from the probability of a
+        profitable long and its outcome (scalars or arrays; the same map calibrates the threshold on
+        the out-of-fold predictions): `lean_pair`. A subclass may watch another channel."""
+        return lean_pair(p, y)
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _move(self, action: str, version: str, reason: str, parents: list[int] | None = None) -> None:

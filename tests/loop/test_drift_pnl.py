@@ -1,6 +1,7 @@
-"""The PnL drift channel: on the decisions the champion's rule trades, realized gross return against
-the expected one, standardized with the model's own out-of-fold trades (a fixed reference, no live
-warm-up) and a CUSUM k sized to the model's edge. Seeds here were never used for tuning."""
+"""The PnL drift channel: on the decisions the champion's rule trades, the gross return realized in
+the trade's direction, standardized with the model's own out-of-fold trades (a fixed reference, no
+live warm-up) and a CUSUM k sized to the edge those trades realized. Seeds here were never used for
+tuning."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _oof(rng: np.random.Generator, n: int, edge_sd: float):
     return p, gross, EdgeCalibration(slope=0.05, p_mean=0.5, tstat=5.0, n=n)
 
 
-def test_reference_k_is_half_the_models_edge_in_residual_sds():
+def test_reference_k_is_half_the_realized_edge_in_sds():
     p, g, cal = _oof(np.random.default_rng(9302), 20_000, 0.01)
     res = pnl_reference(cal, p, g, round_trip=0.002)
     assert res is not None
@@ -43,12 +44,15 @@ def test_reference_k_is_half_the_models_edge_in_residual_sds():
     e = 0.05 * (p - 0.5)
     traded = np.abs(e) > 0.002
     assert len(r) == traded.sum()
-    assert abs(mu) < 3 * sd / np.sqrt(len(r))  # calibrated: the residual is centred
+    assert np.array_equal(r, np.sign(e[traded]) * g[traded])
+    # a calibrated model: its trades realize what it expected, on average
+    assert abs(mu - np.abs(e[traded]).mean()) < 3 * sd / np.sqrt(len(r))
     assert abs(sd - 0.01) < 0.0005
-    assert abs(k - 0.5 * np.abs(e[traded]).mean() / sd) < 1e-12
-    # no usable edge (slope <= 0), or too few traded rows: no PnL channel
+    assert abs(k - 0.5 * mu / sd) < 1e-12
+    # no usable edge (slope <= 0), too few traded rows, or trades that realized nothing: no channel
     assert pnl_reference(EdgeCalibration(slope=-0.01, p_mean=0.5), p, g, 0.002) is None
     assert pnl_reference(cal, p[:300], g[:300], 0.002) is None
+    assert pnl_reference(cal, p, -np.sign(p - 0.5) * np.abs(g), 0.002) is None
 
 
 def test_pnl_channel_is_quiet_while_the_edge_holds_and_alarms_when_it_is_gone():
@@ -62,15 +66,15 @@ def test_pnl_channel_is_quiet_while_the_edge_holds_and_alarms_when_it_is_gone():
                                         sides={"pnl": "lower"}, streams=200, seed=5)  # fmt: skip
     assert cals["pnl"].k == k and abs(cals["pnl"].arl_measured / 20_000 - 1) < 0.25
 
-    def feed(edge_on: bool, traded: int) -> int | None:
+    def feed(edge_on: bool, traded: int, shrink: float = 1.0) -> int | None:
         n = 0
         while n < traded:
-            e = 0.05 * rng.normal(0, 0.05)
+            e = shrink * 0.05 * rng.normal(0, 0.05)
             if abs(e) <= 0.002:
                 continue
             n += 1
             s = np.sign(e)
-            if mon.update(s * e, s * ((e if edge_on else 0.0) + rng.normal(0, 0.015)), ts=n, channel="pnl"):
+            if mon.update(0.0, s * ((e if edge_on else 0.0) + rng.normal(0, 0.015)), ts=n, channel="pnl"):
                 return n
         return None
 
@@ -78,6 +82,10 @@ def test_pnl_channel_is_quiet_while_the_edge_holds_and_alarms_when_it_is_gone():
     mon.reset()
     at = feed(False, 3_000)
     assert at is not None and at <= 1_000, at
+    # the predictions shrink as the edge goes (what a break did to the loop's champion): still found
+    mon.reset()
+    at = feed(False, 3_000, shrink=0.5)
+    assert at is not None and at <= 1_500, at
 
 
 def test_a_channel_fed_part_of_the_decisions_gets_its_share_of_the_run_length():
@@ -88,3 +96,32 @@ def test_a_channel_fed_part_of_the_decisions_gets_its_share_of_the_run_length():
                                       streams=100, seed=3)  # fmt: skip
     assert cals["calibration"].arl0 == 2_000 and cals["pnl"].arl0 == 500
     assert cals["pnl"].threshold < cals["calibration"].threshold
+
+
+def test_pnl_in_vol_units_is_one_series_across_calm_and_wild_regimes():
+    """A signal whose edge scales with volatility (the synthetic market's, and a vol-targeted one's):
+    in returns, the calm regime's trades read as a long shortfall against the pooled mean; in units
+    of the bar's vol the two regimes are one series."""
+    rng = np.random.default_rng(9305)
+    n = 20_000
+    vol = np.where((np.arange(n) // 2_000) % 2 == 0, 0.004, 0.010)  # regimes of 2,000 decisions
+    p = 0.5 + rng.normal(0, 0.05, n)
+    cal = EdgeCalibration(slope=0.05, p_mean=0.5, tstat=5.0, n=n)
+    e = 0.05 * (p - 0.5)
+    gross = np.sign(e) * 0.3 * vol + rng.normal(0, 1.0, n) * vol  # 0.3 sd of edge in every regime
+    raw = pnl_reference(cal, p, gross, round_trip=0.0005)
+    units = pnl_reference(cal, p, gross, round_trip=0.0005, vol=vol)
+    assert raw is not None and units is not None
+    traded = np.abs(e) > 0.0005
+    assert np.allclose(units[0], np.sign(e[traded]) * gross[traded] / vol[traded])
+    assert abs(units[1] - 0.15) < 0.02  # k: half the 0.3-sd edge
+    # the calm regime's mean, standardized by the pooled reference: far below 0 in returns
+    calm = (vol[traded] == 0.004)
+    z_raw = (raw[0][calm] - raw[2][0]) / raw[2][1]
+    z_units = (units[0][calm] - units[2][0]) / units[2][1]
+    assert np.mean(z_raw) < -0.1 and abs(np.mean(z_units)) < 0.03
+    # rows without a positive vol are left out
+    vol2 = vol.copy()
+    vol2[:100] = np.nan
+    vol2[100:200] = 0.0
+    assert len(pnl_reference(cal, p, gross, round_trip=0.0005, vol=vol2)[0]) == traded[200:].sum()
