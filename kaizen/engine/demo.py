@@ -94,6 +94,7 @@ def demo_config(p: DemoParams) -> Config:
             drift_warmup=200,  # 50 bars x 4 symbols, if a model had too few out-of-fold rows
             drift_arl0=2_000.0,
             drift_channels=["calibration", "pnl"],  # the hit rate shows the demo's sign flip at once
+            retrain_from_change=False,  # change_min_days is >= 1 day; the demo lasts one: keep retraining
             executor_workers=1,
         ),
     )
@@ -124,6 +125,9 @@ class DemoStrategy:
 
     def decide(self, ctx: BarContext) -> Target:
         return self.inner.decide(ctx)
+
+
+_CHANNEL = {"calibration": "hit-rate", "pnl": "PnL (vol units)"}  # DriftAlarm.channel, as the console names it
 
 
 class EventTap:
@@ -165,7 +169,7 @@ class EventTap:
             what = f"{rec.old} -> {rec.new} ({rec.reason[:90]})"
         elif isinstance(rec, R.DriftAlarm):
             kind = "drift alarm"
-            what = (f"champion {rec.model}: hit-rate CUSUM ({rec.channel} channel) {rec.direction} {rec.statistic:.1f} > "
+            what = (f"champion {rec.model}: {_CHANNEL.get(rec.channel, rec.channel)} CUSUM {rec.direction} {rec.statistic:.1f} > "
                     f"{rec.threshold:.1f} after {rec.n} decisions")  # fmt: skip
         else:
             kind = "rollback"
